@@ -1,0 +1,1 @@
+"""The media worker: the always-warm ASGI service that holds every call's live audio."""

@@ -1,0 +1,26 @@
+"""Run the media worker: ``python -m media_worker`` (settings from ``REDDYTALK_*``)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from media_worker.app import create_app
+from reddytalk.logs import configure_logging
+from reddytalk.settings import Settings
+
+
+def main() -> None:
+    """Serve on the configured host and port."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        ws_max_size=1 << 20,
+    )
+
+
+if __name__ == "__main__":
+    main()

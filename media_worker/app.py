@@ -1,0 +1,85 @@
+"""The media worker's ASGI app: ``/healthz`` and one WebSocket per call.
+
+ACS connects to ``/calls/{call_id}`` with bidirectional media streaming (see
+``reddytalk.telephony.acs_media`` for the message shapes and their source). The
+clinic comes from the query string: ``clinic`` (its id, as the Functions app will
+put it in the stream URL) or ``to`` (the dialled number, as the local caller sends
+it). An unknown clinic is refused before the WebSocket is accepted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from reddytalk.calls.service import Receptionist
+from reddytalk.composition import build_receptionist
+from reddytalk.providers.seed import DEMO_CLINIC_ID
+from reddytalk.settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+_CALL_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_POLICY_VIOLATION = 1008
+
+
+async def _frames(websocket: WebSocket) -> AsyncIterator[str]:
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            yield text if text is not None else (message.get("bytes") or b"").decode("latin-1")
+
+
+async def _call(websocket: WebSocket) -> None:
+    receptionist: Receptionist = websocket.app.state.receptionist
+    call_id = websocket.path_params["call_id"]
+    clinic = await receptionist.find_clinic(
+        clinic_id=websocket.query_params.get("clinic"),
+        dialled_number=websocket.query_params.get("to"),
+    )
+    if not _CALL_ID.match(call_id) or clinic is None:
+        log.warning("refused a media stream: bad call id or unknown clinic")
+        await websocket.close(code=_POLICY_VIOLATION)
+        return
+    await websocket.accept()
+    await receptionist.take_call(
+        call_id=call_id, clinic=clinic, inbound=_frames(websocket), send=websocket.send_text
+    )
+    with contextlib.suppress(RuntimeError):
+        await websocket.close()
+
+
+async def _healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(settings: Settings | None = None, **build_options: Any) -> Starlette:
+    """The ASGI app; the receptionist is built at start-up from ``settings``."""
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        receptionist = await build_receptionist(settings, **build_options)
+        demo = await receptionist.find_clinic(clinic_id=DEMO_CLINIC_ID)
+        if demo is not None:
+            await receptionist.prepare(demo)
+        app.state.receptionist = receptionist
+        yield
+
+    return Starlette(
+        routes=[Route("/healthz", _healthz), WebSocketRoute("/calls/{call_id}", _call)],
+        lifespan=lifespan,
+    )

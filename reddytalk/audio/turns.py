@@ -1,0 +1,116 @@
+"""Voice activity and end of turn, decided on every inbound 20 ms frame.
+
+webrtcvad classifies each frame (about 2 µs per frame); a short run of voiced
+frames starts the caller's speech, and a configurable stretch of silence after
+it (default 400 ms) ends the turn. The end of speech is the end of the last
+voiced frame, which is what the latency figures are measured from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import webrtcvad
+
+__all__ = ["SpeechEnded", "SpeechStarted", "TurnDetector"]
+
+_VAD_RATES_HZ = (8_000, 16_000, 32_000, 48_000)
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """The caller started speaking; ``at_ms`` is the start of the first voiced frame."""
+
+    at_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEnded:
+    """The caller's turn ended.
+
+    Attributes:
+        speech_end_ms: End of the last voiced frame.
+        decided_ms: When the silence that ends a turn had lasted long enough.
+    """
+
+    speech_end_ms: float
+    decided_ms: float
+
+
+class TurnDetector:
+    """Turns a stream of frames into speech-started and turn-ended events.
+
+    Args:
+        sample_rate_hz: 8, 16, 32 or 48 kHz (webrtcvad's rates).
+        end_of_turn_silence_ms: Silence after speech that ends a turn.
+        speech_start_ms: Voiced audio in a row needed to call it speech.
+        aggressiveness: webrtcvad mode 0 (least) to 3 (most aggressive filtering).
+        min_rms: Frames quieter than this RMS (about -50 dBFS) are never speech.
+    """
+
+    def __init__(
+        self,
+        *,
+        sample_rate_hz: int = 16_000,
+        end_of_turn_silence_ms: int = 400,
+        speech_start_ms: int = 60,
+        aggressiveness: int = 2,
+        frame_ms: int = 20,
+        min_rms: float = 100.0,
+    ) -> None:
+        if sample_rate_hz not in _VAD_RATES_HZ:
+            raise ValueError(f"webrtcvad needs one of {_VAD_RATES_HZ} Hz, not {sample_rate_hz}")
+        self._vad = webrtcvad.Vad(aggressiveness)
+        self._min_rms = min_rms
+        self._rate = sample_rate_hz
+        self._frame_ms = frame_ms
+        self._start_frames = max(1, speech_start_ms // frame_ms)
+        self._end_frames = max(1, end_of_turn_silence_ms // frame_ms)
+        self._voiced_run = 0
+        self._silent_run = 0
+        self._is_speaking = False
+        self._speech_started_ms = 0.0
+        self._last_voiced_end_ms = 0.0
+
+    @property
+    def is_speaking(self) -> bool:
+        """Whether the caller is in the middle of a turn."""
+        return self._is_speaking
+
+    def speech_ms(self, now_ms: float) -> float:
+        """How long the current speech has lasted (0 when not speaking)."""
+        return now_ms - self._speech_started_ms if self._is_speaking else 0.0
+
+    def is_voiced(self, pcm: bytes) -> bool:
+        """webrtcvad's verdict on one frame, gated by energy.
+
+        webrtcvad keeps answering "speech" for 4-6 frames after speech stops (its
+        hangover; measured here), which would start turns on a click and put the
+        end of speech 80-120 ms late. The energy gate removes that tail.
+        """
+        is_speech = bool(self._vad.is_speech(pcm, self._rate))  # always run: VAD keeps state
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+        return is_speech and float(np.sqrt(np.mean(samples * samples))) >= self._min_rms
+
+    def push(self, pcm: bytes, *, at_ms: float) -> SpeechStarted | SpeechEnded | None:
+        """Classify one frame that starts at ``at_ms``; return an event when one happens."""
+        end_ms = at_ms + self._frame_ms
+        if self.is_voiced(pcm):
+            self._voiced_run += 1
+            self._silent_run = 0
+            self._last_voiced_end_ms = end_ms
+            if not self._is_speaking and self._voiced_run >= self._start_frames:
+                self._is_speaking = True
+                self._speech_started_ms = end_ms - self._voiced_run * self._frame_ms
+                return SpeechStarted(at_ms=self._speech_started_ms)
+            return None
+        self._voiced_run = 0
+        if not self._is_speaking:
+            return None
+        self._silent_run += 1
+        if self._silent_run >= self._end_frames:
+            self._is_speaking = False
+            self._silent_run = 0
+            return SpeechEnded(speech_end_ms=self._last_voiced_end_ms, decided_ms=end_ms)
+        return None

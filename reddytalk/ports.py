@@ -1,0 +1,171 @@
+"""The ports the domain owns. Adapters in ``reddytalk.providers`` implement them.
+
+Each is a small ``typing.Protocol``; the embedded engines are the doubles the
+tests use, and the cloud adapters implement the same shapes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from reddytalk.frames import PolicyOutput, Transcript
+from reddytalk.scheduling.model import Appointment, Clinic, Patient, Slot
+
+__all__ = [
+    "AuditEvent",
+    "CallRecord",
+    "CallStore",
+    "DialoguePolicy",
+    "Ehr",
+    "RecognitionHints",
+    "SpeechRecognizer",
+    "SpeechToText",
+    "TextToSpeech",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RecognitionHints:
+    """What the caller is likely to say next, from the dialogue state.
+
+    Attributes:
+        state: The dialogue state the hints belong to (also a cache key).
+        jsgf: A JSGF grammar (W3C JSpeech Grammar Format) of the expected answers,
+            for recognizers that take grammars.
+        phrases: Single phrases (names, providers, clinic words) for recognizers
+            that take phrase lists.
+    """
+
+    state: str
+    jsgf: str
+    phrases: tuple[str, ...] = ()
+
+
+class SpeechRecognizer(Protocol):
+    """One call's streaming recognizer. ``accept`` never blocks."""
+
+    def set_hints(self, hints: RecognitionHints) -> None:
+        """Use ``hints`` from the next turn on."""
+
+    def start_turn(self) -> None:
+        """The caller started speaking."""
+
+    def accept(self, pcm: bytes) -> None:
+        """Feed one frame of 16-bit mono PCM as it arrives."""
+
+    def finish_turn(self) -> Awaitable[Transcript]:
+        """The caller stopped: close the turn now, and await its final transcript.
+
+        Called in order on the event loop; the next ``start_turn`` may follow before
+        the returned awaitable resolves.
+        """
+
+    def close(self) -> None:
+        """Release the recognizer."""
+
+
+class SpeechToText(Protocol):
+    """Creates recognizers, one per call."""
+
+    async def open(self, *, sample_rate_hz: int) -> SpeechRecognizer:
+        """A recognizer for a stream at ``sample_rate_hz``, ready for the first turn."""
+
+
+class TextToSpeech(Protocol):
+    """Speaks text as 16-bit mono PCM at the stream's rate, streamed in chunks."""
+
+    def synthesize(self, text: str, *, sample_rate_hz: int) -> AsyncIterator[bytes]:
+        """Yield PCM chunks of any size for ``text``."""
+
+
+class DialoguePolicy(Protocol):
+    """Decides what to say and which tools to call; one instance per call."""
+
+    def greeting(self) -> str:
+        """The first words of the call."""
+
+    def hints(self) -> RecognitionHints:
+        """What the caller is expected to say next."""
+
+    def respond(self, heard: Transcript) -> AsyncIterator[PolicyOutput]:
+        """React to one caller turn: text to say, tools called, end or transfer."""
+
+
+class Ehr(Protocol):
+    """The clinic's schedule and patients (FHIR R4 in the cloud, embedded locally)."""
+
+    async def find_patient(
+        self, *, clinic_id: str, given_name: str, family_name: str, birth_date: dt.date
+    ) -> Patient | None:
+        """The patient with exactly this name and birth date, if any."""
+
+    async def create_patient(
+        self, *, clinic_id: str, given_name: str, family_name: str, birth_date: dt.date
+    ) -> Patient:
+        """Register a new patient."""
+
+    async def find_free_slots(
+        self, *, clinic_id: str, start: dt.datetime, end: dt.datetime, provider_id: str | None
+    ) -> list[Slot]:
+        """Free slots starting in ``[start, end)``, earliest first."""
+
+    async def book(
+        self, *, slot_id: str, patient_id: str, appointment_type: str, idempotency_key: str
+    ) -> Appointment:
+        """Book a free slot; the same ``idempotency_key`` returns the same appointment."""
+
+    async def cancel(self, *, appointment_id: str) -> Appointment:
+        """Cancel an appointment and free its slot."""
+
+    async def upcoming_appointments(
+        self, *, patient_id: str, after: dt.datetime
+    ) -> list[Appointment]:
+        """A patient's booked appointments after ``after``, earliest first."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """What is kept of one call. ``transcript`` is PHI."""
+
+    call_id: str
+    clinic_id: str
+    started_at: dt.datetime
+    ended_at: dt.datetime
+    outcome: str
+    transcript: tuple[tuple[str, str], ...]
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    turn_timings: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """Who touched which PHI record, when and why. Holds ids, never PHI."""
+
+    call_id: str
+    clinic_id: str
+    action: str
+    resource: str
+    at: dt.datetime
+    details: dict[str, str] = field(default_factory=dict)
+
+
+class CallStore(Protocol):
+    """ReddyTalk's own records (Cosmos DB in the cloud, SQLite locally)."""
+
+    async def find_clinic_by_number(self, phone_number: str) -> Clinic | None:
+        """The clinic that owns this phone number."""
+
+    async def get_clinic(self, clinic_id: str) -> Clinic | None:
+        """The clinic with this id."""
+
+    async def save_call(self, record: CallRecord) -> None:
+        """Store a finished call."""
+
+    async def get_call(self, call_id: str) -> CallRecord | None:
+        """A stored call."""
+
+    async def record_audit(self, event: AuditEvent) -> None:
+        """Append an audit record."""

@@ -1,0 +1,1 @@
+"""Ehr package."""

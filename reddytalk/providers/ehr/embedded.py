@@ -1,0 +1,353 @@
+"""The embedded :class:`~reddytalk.ports.Ehr`: a clinic schedule in the store's SQLite file.
+
+Patients, slots and appointments live in tables of the same file as the
+:class:`~reddytalk.providers.store.sqlite.SqliteStore`. Times are stored in UTC
+and returned as aware datetimes in the clinic's time zone, which is kept next to
+each slot and appointment.
+
+Booking is one transaction: the slot goes from ``free`` to ``busy`` with a
+conditional ``UPDATE`` and the appointment is inserted with a unique
+``idempotency_key``, so two callers racing for one slot get one appointment
+between them, and a retried request gets the appointment it already made.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import unicodedata
+import uuid
+from collections.abc import Callable, Collection
+from zoneinfo import ZoneInfo
+
+from reddytalk.errors import SchedulingError, SlotUnavailable, TimeNotBookable
+from reddytalk.providers.store.sqlite_db import (
+    SqliteDb,
+    clinic_time_zone,
+    from_utc_iso,
+    to_utc_iso,
+)
+from reddytalk.scheduling.model import Appointment, Patient, Slot
+
+__all__ = ["EmbeddedEhr", "new_id"]
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_id(prefix: str) -> str:
+    """A fresh id such as ``appt_3f2a…``: ``prefix``, an underscore, 32 hex digits."""
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def _name_key(name: str) -> str:
+    # Case-insensitive in every script (casefold, not lower), blind to spacing and
+    # to Unicode composition; accents still count ("García" is not "Garcia").
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+class EmbeddedEhr:
+    """The schedule and patients of the embedded profile.
+
+    Args:
+        db: The SQLite file, shared with the store (clinics must be saved there first).
+        now: The clock deciding what is in the past; tests pass a fixed one.
+    """
+
+    def __init__(self, *, db: SqliteDb, now: Callable[[], dt.datetime] = _utc_now) -> None:
+        self._db = db
+        self._now = now
+
+    async def find_patient(
+        self, *, clinic_id: str, given_name: str, family_name: str, birth_date: dt.date
+    ) -> Patient | None:
+        """The clinic's patient with this name (any case) and exact birth date, if any.
+
+        Two records with one identity are a registration mistake; the earliest
+        registered is returned.
+        """
+        key = (clinic_id, _name_key(given_name), _name_key(family_name), birth_date.isoformat())
+        return await self._db.run(lambda conn: _find_patient(conn, *key), write=False)
+
+    async def create_patient(
+        self, *, clinic_id: str, given_name: str, family_name: str, birth_date: dt.date
+    ) -> Patient:
+        """Register a new patient of the clinic."""
+        patient = Patient(new_id("pat"), given_name.strip(), family_name.strip(), birth_date)
+        await self._db.run(lambda conn: _insert_patient(conn, clinic_id, patient))
+        return patient
+
+    async def add_patient(
+        self,
+        *,
+        clinic_id: str,
+        given_name: str,
+        family_name: str,
+        birth_date: dt.date,
+        phone: str = "",
+    ) -> Patient:
+        """The patient with this identity, registered first if missing (used by the seed)."""
+        key = (clinic_id, _name_key(given_name), _name_key(family_name), birth_date.isoformat())
+
+        def work(conn: sqlite3.Connection) -> Patient:
+            found = _find_patient(conn, *key)
+            if found is not None:
+                return found
+            patient = Patient(
+                new_id("pat"), given_name.strip(), family_name.strip(), birth_date, phone
+            )
+            _insert_patient(conn, clinic_id, patient)
+            return patient
+
+        return await self._db.run(work)
+
+    async def add_slots(
+        self, clinic_id: str, slots: list[Slot], *, busy_slot_ids: Collection[str] = ()
+    ) -> None:
+        """Add slots to a saved clinic's schedule, in one transaction.
+
+        A slot whose id, or whose provider and start, is already in the schedule
+        is skipped and keeps its state, so adding the same slots again changes
+        nothing.
+
+        Args:
+            clinic_id: The clinic, already saved in the store.
+            slots: The slots; times must be aware.
+            busy_slot_ids: Slots to add as already taken (by visits outside ReddyTalk).
+
+        Raises:
+            ValueError: The clinic is unknown, or a slot time is naive.
+        """
+        busy = frozenset(busy_slot_ids)
+        rows = [
+            (
+                s.slot_id,
+                clinic_id,
+                s.provider_id,
+                to_utc_iso(s.start),
+                to_utc_iso(s.end),
+                "busy" if s.slot_id in busy else "free",
+            )
+            for s in slots
+        ]
+
+        def work(conn: sqlite3.Connection) -> None:
+            tz = clinic_time_zone(conn, clinic_id)
+            conn.executemany(
+                "INSERT OR IGNORE INTO slots (slot_id, clinic_id, provider_id, start_utc,"
+                " end_utc, status, time_zone) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(*row, tz.key) for row in rows],
+            )
+
+        await self._db.run(work)
+
+    async def find_free_slots(
+        self, *, clinic_id: str, start: dt.datetime, end: dt.datetime, provider_id: str | None
+    ) -> list[Slot]:
+        """Free slots starting in ``[start, end)``, earliest first, ties by provider id.
+
+        Slots that already started are left out: they could not be booked.
+
+        Raises:
+            ValueError: ``start`` or ``end`` is naive.
+        """
+        low = max(to_utc_iso(start), to_utc_iso(self._now()))
+        high = to_utc_iso(end)
+        sql = (
+            "SELECT * FROM slots WHERE clinic_id = ? AND status = 'free'"
+            " AND start_utc >= ? AND start_utc < ?"
+        )
+        params: tuple[str, ...] = (clinic_id, low, high)
+        if provider_id is not None:
+            sql += " AND provider_id = ?"
+            params += (provider_id,)
+        sql += " ORDER BY start_utc, provider_id"
+
+        def work(conn: sqlite3.Connection) -> list[Slot]:
+            return [_slot_from_row(row) for row in conn.execute(sql, params)]
+
+        return await self._db.run(work, write=False)
+
+    async def book(
+        self, *, slot_id: str, patient_id: str, appointment_type: str, idempotency_key: str
+    ) -> Appointment:
+        """Book a free slot; the same ``idempotency_key`` returns the same appointment.
+
+        Raises:
+            SlotUnavailable: The slot is taken or unknown.
+            TimeNotBookable: The slot already started.
+            SchedulingError: The patient is unknown in the slot's clinic.
+            ValueError: ``idempotency_key`` was used before for another slot or patient.
+        """
+        now = to_utc_iso(self._now())
+
+        def work(conn: sqlite3.Connection) -> Appointment:
+            done = conn.execute(
+                "SELECT * FROM appointments WHERE idempotency_key = ?", (idempotency_key,)
+            ).fetchone()
+            if done is not None:
+                if (done["slot_id"], done["patient_id"]) != (slot_id, patient_id):
+                    raise ValueError("idempotency key reused for a different booking")
+                return _appointment_from_row(done)
+            slot = conn.execute("SELECT * FROM slots WHERE slot_id = ?", (slot_id,)).fetchone()
+            if slot is None:
+                raise SlotUnavailable("I couldn't find that time in the schedule.")
+            if slot["start_utc"] <= now:
+                raise TimeNotBookable("That time has already passed.")
+            patient = conn.execute(
+                "SELECT 1 FROM patients WHERE patient_id = ? AND clinic_id = ?",
+                (patient_id, slot["clinic_id"]),
+            ).fetchone()
+            if patient is None:
+                raise SchedulingError("I couldn't find your patient record.")
+            taken = conn.execute(
+                "UPDATE slots SET status = 'busy' WHERE slot_id = ? AND status = 'free'",
+                (slot_id,),
+            )
+            if taken.rowcount != 1:
+                raise SlotUnavailable("That time was just taken.")
+            appointment_id = new_id("appt")
+            conn.execute(
+                "INSERT INTO appointments (appointment_id, clinic_id, patient_id, provider_id,"
+                " appointment_type, slot_id, start_utc, time_zone, status, idempotency_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'booked', ?)",
+                (
+                    appointment_id,
+                    slot["clinic_id"],
+                    patient_id,
+                    slot["provider_id"],
+                    appointment_type,
+                    slot_id,
+                    slot["start_utc"],
+                    slot["time_zone"],
+                    idempotency_key,
+                ),
+            )
+            return _get_appointment(conn, appointment_id)
+
+        return await self._db.run(work)
+
+    async def cancel(self, *, appointment_id: str) -> Appointment:
+        """Cancel an appointment and free its slot; cancelling again changes nothing.
+
+        Raises:
+            SlotUnavailable: No appointment has this id.
+            TimeNotBookable: The appointment already started.
+        """
+        now = to_utc_iso(self._now())
+
+        def work(conn: sqlite3.Connection) -> Appointment:
+            row = conn.execute(
+                "SELECT * FROM appointments WHERE appointment_id = ?", (appointment_id,)
+            ).fetchone()
+            if row is None:
+                raise SlotUnavailable("I couldn't find that appointment.")
+            if row["status"] == "cancelled":
+                return _appointment_from_row(row)
+            if row["start_utc"] <= now:
+                raise TimeNotBookable("That appointment has already passed.")
+            conn.execute(
+                "UPDATE appointments SET status = 'cancelled' WHERE appointment_id = ?",
+                (appointment_id,),
+            )
+            conn.execute("UPDATE slots SET status = 'free' WHERE slot_id = ?", (row["slot_id"],))
+            return _get_appointment(conn, appointment_id)
+
+        return await self._db.run(work)
+
+    async def get_appointment(self, appointment_id: str) -> Appointment | None:
+        """An appointment in any status, or None."""
+
+        def work(conn: sqlite3.Connection) -> Appointment | None:
+            row = conn.execute(
+                "SELECT * FROM appointments WHERE appointment_id = ?", (appointment_id,)
+            ).fetchone()
+            return None if row is None else _appointment_from_row(row)
+
+        return await self._db.run(work, write=False)
+
+    async def upcoming_appointments(
+        self, *, patient_id: str, after: dt.datetime
+    ) -> list[Appointment]:
+        """A patient's booked appointments starting after ``after``, earliest first.
+
+        Raises:
+            ValueError: ``after`` is naive.
+        """
+        params = (patient_id, to_utc_iso(after))
+
+        def work(conn: sqlite3.Connection) -> list[Appointment]:
+            rows = conn.execute(
+                "SELECT * FROM appointments WHERE patient_id = ? AND status = 'booked'"
+                " AND start_utc > ? ORDER BY start_utc, provider_id",
+                params,
+            )
+            return [_appointment_from_row(row) for row in rows]
+
+        return await self._db.run(work, write=False)
+
+
+def _find_patient(
+    conn: sqlite3.Connection, clinic_id: str, given_key: str, family_key: str, birth_date: str
+) -> Patient | None:
+    row = conn.execute(
+        "SELECT * FROM patients WHERE clinic_id = ? AND family_key = ? AND given_key = ?"
+        " AND birth_date = ? ORDER BY rowid LIMIT 1",
+        (clinic_id, family_key, given_key, birth_date),
+    ).fetchone()
+    if row is None:
+        return None
+    return Patient(
+        patient_id=row["patient_id"],
+        given_name=row["given_name"],
+        family_name=row["family_name"],
+        birth_date=dt.date.fromisoformat(row["birth_date"]),
+        phone=row["phone"],
+    )
+
+
+def _insert_patient(conn: sqlite3.Connection, clinic_id: str, patient: Patient) -> None:
+    conn.execute(
+        "INSERT INTO patients (patient_id, clinic_id, given_name, family_name, given_key,"
+        " family_key, birth_date, phone) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            patient.patient_id,
+            clinic_id,
+            patient.given_name,
+            patient.family_name,
+            _name_key(patient.given_name),
+            _name_key(patient.family_name),
+            patient.birth_date.isoformat(),
+            patient.phone,
+        ),
+    )
+
+
+def _slot_from_row(row: sqlite3.Row) -> Slot:
+    tz = ZoneInfo(row["time_zone"])
+    return Slot(
+        slot_id=row["slot_id"],
+        provider_id=row["provider_id"],
+        start=from_utc_iso(row["start_utc"], tz),
+        end=from_utc_iso(row["end_utc"], tz),
+    )
+
+
+def _appointment_from_row(row: sqlite3.Row) -> Appointment:
+    return Appointment(
+        appointment_id=row["appointment_id"],
+        patient_id=row["patient_id"],
+        provider_id=row["provider_id"],
+        appointment_type=row["appointment_type"],
+        slot_id=row["slot_id"],
+        start=from_utc_iso(row["start_utc"], ZoneInfo(row["time_zone"])),
+        status=row["status"],
+    )
+
+
+def _get_appointment(conn: sqlite3.Connection, appointment_id: str) -> Appointment:
+    row = conn.execute(
+        "SELECT * FROM appointments WHERE appointment_id = ?", (appointment_id,)
+    ).fetchone()
+    return _appointment_from_row(row)

@@ -1,0 +1,250 @@
+"""The embedded :class:`~reddytalk.ports.CallStore`: ReddyTalk's own records in SQLite.
+
+Clinics are one JSON document each, found by id or by any phone number mapped to
+them; calls are one row each with the transcript as JSON; the audit trail is an
+append-only table (triggers in the schema refuse updates and deletes).
+
+Each method runs its SQL in a worker thread through :meth:`SqliteDb.run`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sqlite3
+from typing import Any
+
+from reddytalk.ports import AuditEvent, CallRecord
+from reddytalk.providers.store.sqlite_db import SqliteDb, from_utc_iso, to_utc_iso
+from reddytalk.scheduling.model import AppointmentType, Clinic, OpeningHours, Provider
+
+__all__ = ["SqliteStore", "clinic_from_document", "clinic_to_document"]
+
+# ITU-T E.164: a plus, then up to 15 digits, the first not zero.
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+
+
+class SqliteStore:
+    """ReddyTalk's records in a SQLite file (the embedded profile's store).
+
+    Args:
+        db: The SQLite file, shared with the embedded EHR.
+    """
+
+    def __init__(self, *, db: SqliteDb) -> None:
+        self._db = db
+
+    async def save_clinic(self, clinic: Clinic) -> None:
+        """Create or replace a clinic and map its phone number to it.
+
+        Numbers mapped to the clinic before stay mapped (a clinic may have several).
+
+        Raises:
+            ValueError: ``clinic.phone_number`` is not E.164.
+        """
+        if not _E164.fullmatch(clinic.phone_number):
+            raise ValueError("the clinic's phone number must be E.164, like +15550100200")
+        document = json.dumps(clinic_to_document(clinic), sort_keys=True)
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO clinics (clinic_id, document) VALUES (?, ?)"
+                " ON CONFLICT (clinic_id) DO UPDATE SET document = excluded.document",
+                (clinic.clinic_id, document),
+            )
+            conn.execute(
+                "INSERT INTO phone_numbers (phone_number, clinic_id) VALUES (?, ?)"
+                " ON CONFLICT (phone_number) DO UPDATE SET clinic_id = excluded.clinic_id",
+                (clinic.phone_number, clinic.clinic_id),
+            )
+
+        await self._db.run(work)
+
+    async def find_clinic_by_number(self, phone_number: str) -> Clinic | None:
+        """The clinic that owns ``phone_number`` (E.164), or None."""
+
+        def work(conn: sqlite3.Connection) -> Clinic | None:
+            row = conn.execute(
+                "SELECT c.document FROM phone_numbers AS p"
+                " JOIN clinics AS c ON c.clinic_id = p.clinic_id WHERE p.phone_number = ?",
+                (phone_number,),
+            ).fetchone()
+            return None if row is None else clinic_from_document(json.loads(row["document"]))
+
+        return await self._db.run(work, write=False)
+
+    async def get_clinic(self, clinic_id: str) -> Clinic | None:
+        """The clinic with this id, or None."""
+
+        def work(conn: sqlite3.Connection) -> Clinic | None:
+            row = conn.execute(
+                "SELECT document FROM clinics WHERE clinic_id = ?", (clinic_id,)
+            ).fetchone()
+            return None if row is None else clinic_from_document(json.loads(row["document"]))
+
+        return await self._db.run(work, write=False)
+
+    async def save_call(self, record: CallRecord) -> None:
+        """Store a finished call; saving the same ``call_id`` again replaces it.
+
+        Raises:
+            ValueError: A time is naive, or the record holds values JSON cannot carry.
+        """
+        values = (
+            record.call_id,
+            record.clinic_id,
+            to_utc_iso(record.started_at),
+            to_utc_iso(record.ended_at),
+            record.outcome,
+            json.dumps([list(turn) for turn in record.transcript]),
+            json.dumps(list(record.tool_calls)),
+            json.dumps(list(record.turn_timings)),
+        )
+
+        def work(conn: sqlite3.Connection) -> None:
+            # A retried finalization writes the same record again: replace, never duplicate.
+            conn.execute(
+                "INSERT OR REPLACE INTO calls (call_id, clinic_id, started_at, ended_at,"
+                " outcome, transcript, tool_calls, turn_timings) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+
+        await self._db.run(work)
+
+    async def get_call(self, call_id: str) -> CallRecord | None:
+        """A stored call, times in UTC, or None."""
+
+        def work(conn: sqlite3.Connection) -> CallRecord | None:
+            row = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+            return None if row is None else _call_from_row(row)
+
+        return await self._db.run(work, write=False)
+
+    async def record_audit(self, event: AuditEvent) -> None:
+        """Append an audit record.
+
+        Raises:
+            ValueError: ``event.at`` is naive.
+        """
+        values = (
+            event.call_id,
+            event.clinic_id,
+            event.action,
+            event.resource,
+            to_utc_iso(event.at),
+            json.dumps(event.details, sort_keys=True),
+        )
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO audit (call_id, clinic_id, action, resource, at, details)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                values,
+            )
+
+        await self._db.run(work)
+
+    async def audit_trail(self, call_id: str) -> list[AuditEvent]:
+        """The audit records of one call, in the order they were appended."""
+
+        def work(conn: sqlite3.Connection) -> list[AuditEvent]:
+            rows = conn.execute(
+                "SELECT * FROM audit WHERE call_id = ? ORDER BY seq", (call_id,)
+            ).fetchall()
+            return [
+                AuditEvent(
+                    call_id=row["call_id"],
+                    clinic_id=row["clinic_id"],
+                    action=row["action"],
+                    resource=row["resource"],
+                    at=from_utc_iso(row["at"]),
+                    details=dict(json.loads(row["details"])),
+                )
+                for row in rows
+            ]
+
+        return await self._db.run(work, write=False)
+
+
+def _call_from_row(row: sqlite3.Row) -> CallRecord:
+    return CallRecord(
+        call_id=row["call_id"],
+        clinic_id=row["clinic_id"],
+        started_at=from_utc_iso(row["started_at"]),
+        ended_at=from_utc_iso(row["ended_at"]),
+        outcome=row["outcome"],
+        transcript=tuple((str(who), str(text)) for who, text in json.loads(row["transcript"])),
+        tool_calls=tuple(json.loads(row["tool_calls"])),
+        turn_timings=tuple(json.loads(row["turn_timings"])),
+    )
+
+
+def clinic_to_document(clinic: Clinic) -> dict[str, Any]:
+    """A clinic as a JSON-ready document (the shape stored per clinic)."""
+    return {
+        "clinic_id": clinic.clinic_id,
+        "name": clinic.name,
+        "phone_number": clinic.phone_number,
+        "address": clinic.address,
+        "time_zone": clinic.time_zone,
+        "slot_minutes": clinic.slot_minutes,
+        "hours": [
+            {"weekday": h.weekday, "opens": h.opens.isoformat(), "closes": h.closes.isoformat()}
+            for h in clinic.hours
+        ],
+        "providers": [
+            {
+                "provider_id": p.provider_id,
+                "display_name": p.display_name,
+                "family_name": p.family_name,
+            }
+            for p in clinic.providers
+        ],
+        "appointment_types": [
+            {
+                "code": t.code,
+                "display_name": t.display_name,
+                "duration_min": t.duration_min,
+                "spoken_names": list(t.spoken_names),
+            }
+            for t in clinic.appointment_types
+        ],
+    }
+
+
+def clinic_from_document(document: dict[str, Any]) -> Clinic:
+    """The clinic a document written by :func:`clinic_to_document` describes."""
+    return Clinic(
+        clinic_id=document["clinic_id"],
+        name=document["name"],
+        phone_number=document["phone_number"],
+        address=document["address"],
+        time_zone=document["time_zone"],
+        slot_minutes=int(document["slot_minutes"]),
+        hours=tuple(
+            OpeningHours(
+                weekday=int(h["weekday"]),
+                opens=dt.time.fromisoformat(h["opens"]),
+                closes=dt.time.fromisoformat(h["closes"]),
+            )
+            for h in document["hours"]
+        ),
+        providers=tuple(
+            Provider(
+                provider_id=p["provider_id"],
+                display_name=p["display_name"],
+                family_name=p["family_name"],
+            )
+            for p in document["providers"]
+        ),
+        appointment_types=tuple(
+            AppointmentType(
+                code=t["code"],
+                display_name=t["display_name"],
+                duration_min=int(t["duration_min"]),
+                spoken_names=tuple(t["spoken_names"]),
+            )
+            for t in document["appointment_types"]
+        ),
+    )

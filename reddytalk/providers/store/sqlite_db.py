@@ -1,0 +1,242 @@
+"""One SQLite file shared by the embedded store and the embedded EHR.
+
+The file holds ReddyTalk's own records (clinics, phone numbers, calls, audit)
+and the embedded schedule (patients, slots, appointments). One connection is
+opened with ``check_same_thread=False`` and every use of it is serialized by one
+``threading.Lock``, so the adapters can run their SQL in worker threads through
+:meth:`SqliteDb.run` without blocking the event loop.
+
+Times are stored as fixed-width UTC ISO 8601 text
+(``2026-03-02T14:00:00.000000+00:00``), so text order is time order and range
+queries can compare strings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+from reddytalk.errors import ProviderError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SqliteDb",
+    "clinic_time_zone",
+    "from_utc_iso",
+    "to_utc_iso",
+]
+
+SCHEMA_VERSION = 1
+"""Stored in ``PRAGMA user_version``; a file with a newer version is refused."""
+
+_T = TypeVar("_T")
+
+# ``CREATE ... IF NOT EXISTS`` throughout, so opening an existing file is a no-op.
+_SCHEMA: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS clinics (
+        clinic_id TEXT PRIMARY KEY,
+        document TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS phone_numbers (
+        phone_number TEXT PRIMARY KEY,
+        clinic_id TEXT NOT NULL REFERENCES clinics (clinic_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS calls (
+        call_id TEXT PRIMARY KEY,
+        clinic_id TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        transcript TEXT NOT NULL,
+        tool_calls TEXT NOT NULL,
+        turn_timings TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        call_id TEXT NOT NULL,
+        clinic_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        at TEXT NOT NULL,
+        details TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS audit_by_call ON audit (call_id, seq)",
+    # The audit trail is append-only: the file itself refuses edits and deletes.
+    """CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END""",
+    """CREATE TABLE IF NOT EXISTS patients (
+        patient_id TEXT PRIMARY KEY,
+        clinic_id TEXT NOT NULL,
+        given_name TEXT NOT NULL,
+        family_name TEXT NOT NULL,
+        given_key TEXT NOT NULL,
+        family_key TEXT NOT NULL,
+        birth_date TEXT NOT NULL,
+        phone TEXT NOT NULL
+    )""",
+    """CREATE INDEX IF NOT EXISTS patients_by_identity
+        ON patients (clinic_id, family_key, given_key, birth_date)""",
+    """CREATE TABLE IF NOT EXISTS slots (
+        slot_id TEXT PRIMARY KEY,
+        clinic_id TEXT NOT NULL REFERENCES clinics (clinic_id),
+        provider_id TEXT NOT NULL,
+        start_utc TEXT NOT NULL,
+        end_utc TEXT NOT NULL,
+        time_zone TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('free', 'busy')),
+        UNIQUE (clinic_id, provider_id, start_utc)
+    )""",
+    "CREATE INDEX IF NOT EXISTS slots_by_time ON slots (clinic_id, status, start_utc)",
+    """CREATE TABLE IF NOT EXISTS appointments (
+        appointment_id TEXT PRIMARY KEY,
+        clinic_id TEXT NOT NULL,
+        patient_id TEXT NOT NULL REFERENCES patients (patient_id),
+        provider_id TEXT NOT NULL,
+        appointment_type TEXT NOT NULL,
+        slot_id TEXT NOT NULL REFERENCES slots (slot_id),
+        start_utc TEXT NOT NULL,
+        time_zone TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('booked', 'cancelled')),
+        idempotency_key TEXT NOT NULL UNIQUE
+    )""",
+    """CREATE INDEX IF NOT EXISTS appointments_by_patient
+        ON appointments (patient_id, status, start_utc)""",
+)
+
+
+class SqliteDb:
+    """Owns one SQLite file: its connection, its schema and the lock around both.
+
+    Args:
+        path: The database file; created with the schema when missing.
+        busy_timeout_s: How long to wait for another process holding the file's write lock.
+
+    Raises:
+        ProviderError: The file cannot be opened, or was written by a newer schema.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 5.0) -> None:
+        self._lock = threading.Lock()
+        try:
+            # isolation_level=None: no implicit transactions; ``transact`` opens them.
+            self._conn = sqlite3.connect(
+                os.fspath(path),
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=busy_timeout_s,
+            )
+        except sqlite3.Error as error:
+            raise ProviderError("cannot open the SQLite file", retryable=False) from error
+        self._conn.row_factory = sqlite3.Row
+        try:
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._conn.execute("PRAGMA synchronous = NORMAL")  # durable enough under WAL
+            self.transact(_create_schema)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection; the adapters using this file stop working."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> SqliteDb:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def transact(self, work: Callable[[sqlite3.Connection], _T], *, write: bool = True) -> _T:
+        """Run ``work`` in one transaction, committed if it returns, rolled back if it raises.
+
+        Blocks; async code calls :meth:`run` instead.
+
+        Args:
+            work: Runs the SQL; gets the connection, returns the result.
+            write: Take the write lock at once (``BEGIN IMMEDIATE``), so a
+                read-then-write inside ``work`` sees no other writer in between.
+
+        Returns:
+            What ``work`` returned.
+
+        Raises:
+            ProviderError: SQLite failed; retryable when the file was busy.
+        """
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    result = work(self._conn)
+                    self._conn.commit()
+                except BaseException:
+                    if self._conn.in_transaction:
+                        self._conn.rollback()
+                    raise
+                return result
+            except sqlite3.Error as error:
+                raise _provider_error(error) from error
+
+    async def run(self, work: Callable[[sqlite3.Connection], _T], *, write: bool = True) -> _T:
+        """:meth:`transact` in a worker thread, so the event loop never waits on the file."""
+        return await asyncio.to_thread(self.transact, work, write=write)
+
+
+def _provider_error(error: sqlite3.Error) -> ProviderError:
+    # SQLITE_BUSY / SQLITE_LOCKED (primary codes, low byte of the extended code): another
+    # connection held the file past the busy timeout; anything else will fail again.
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return ProviderError("the SQLite file is busy", retryable=True)
+    return ProviderError(f"SQLite failed: {type(error).__name__}", retryable=False)
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise ProviderError(
+            f"the SQLite file has schema {version}, newer than {SCHEMA_VERSION}",
+            retryable=False,
+        )
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    if version < SCHEMA_VERSION:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def to_utc_iso(value: dt.datetime) -> str:
+    """``value`` as fixed-width UTC ISO 8601 text, whose text order is time order.
+
+    Raises:
+        ValueError: ``value`` is naive.
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("datetimes must be timezone-aware")
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def from_utc_iso(text: str, tz: dt.tzinfo = dt.UTC) -> dt.datetime:
+    """Text written by :func:`to_utc_iso`, as an aware datetime in ``tz``."""
+    return dt.datetime.fromisoformat(text).astimezone(tz)
+
+
+def clinic_time_zone(conn: sqlite3.Connection, clinic_id: str) -> ZoneInfo:
+    """The time zone of a saved clinic, read inside a transaction.
+
+    Raises:
+        ValueError: No clinic with this id was saved.
+    """
+    row = conn.execute("SELECT document FROM clinics WHERE clinic_id = ?", (clinic_id,)).fetchone()
+    if row is None:
+        raise ValueError(f"unknown clinic {clinic_id!r}")
+    return ZoneInfo(str(json.loads(row["document"])["time_zone"]))

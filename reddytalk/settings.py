@@ -1,0 +1,79 @@
+"""One settings object, read from the environment in one place.
+
+``REDDYTALK_PROFILE`` picks the profile (``embedded`` or ``cloud``); a setting per
+provider may override it once cloud adapters exist. Nothing else in ReddyTalk
+reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Settings"]
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable, with the embedded profile's defaults.
+
+    Attributes:
+        profile: ``embedded`` (local engines, no cloud) or ``cloud``.
+        data_dir: Where the embedded store keeps its SQLite file.
+        host: Interface the media worker listens on (loopback by default: the
+            embedded profile has no caller authentication yet).
+        port: Its port.
+        end_of_turn_silence_ms: Caller silence that ends a turn.
+        barge_in_ms: Caller speech over an answer that interrupts it.
+        voice: The receptionist's espeak-ng voice.
+        log_level: Root log level.
+    """
+
+    profile: str = "embedded"
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = 8765
+    end_of_turn_silence_ms: int = 400
+    barge_in_ms: int = 200
+    voice: str = "en-us+m3"
+    log_level: str = "INFO"
+
+    @property
+    def store_path(self) -> Path:
+        """The embedded store's SQLite file."""
+        return self.data_dir / "reddytalk.sqlite3"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ``REDDYTALK_*`` variables; a bad value raises ValueError naming it."""
+        env = os.environ if env is None else env
+        profile = env.get("REDDYTALK_PROFILE", "embedded")
+        if profile not in ("embedded", "cloud"):
+            raise ValueError(f"REDDYTALK_PROFILE must be embedded or cloud, not {profile!r}")
+        if profile == "cloud":
+            raise ValueError("the cloud profile's adapters are not built yet; use embedded")
+        return cls(
+            profile=profile,
+            data_dir=Path(env.get("REDDYTALK_DATA_DIR", "var")),
+            host=env.get("REDDYTALK_HOST", "127.0.0.1"),
+            port=_int(env, "REDDYTALK_PORT", 8765, 0, 65535),
+            end_of_turn_silence_ms=_int(env, "REDDYTALK_END_OF_TURN_MS", 400, 100, 3000),
+            barge_in_ms=_int(env, "REDDYTALK_BARGE_IN_MS", 200, 60, 2000),
+            voice=env.get("REDDYTALK_VOICE", "en-us+m3"),
+            log_level=env.get("REDDYTALK_LOG_LEVEL", "INFO").upper(),
+        )

@@ -1,0 +1,284 @@
+"""Scripted conversations with the deterministic receptionist, real tools and a seeded SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pocketsphinx import Decoder
+
+from reddytalk.dialogue import grammar
+from reddytalk.dialogue.policy import ReceptionistPolicy
+from reddytalk.dialogue.spoken import say_time
+from reddytalk.dialogue.tools import ReceptionistTools
+from reddytalk.errors import BookingRefused
+from reddytalk.frames import EndCall, PolicyOutput, Say, ToolCall, Transcript, TransferToStaff
+from reddytalk.providers.ehr.embedded import EmbeddedEhr
+from reddytalk.providers.seed import DEMO_CLINIC_ID, demo_clinic, seed_demo
+from reddytalk.providers.store.sqlite import SqliteStore
+from reddytalk.providers.store.sqlite_db import SqliteDb
+from reddytalk.scheduling.model import Appointment, Patient
+
+NOW = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)  # Wednesday, 9 A M in Chicago
+
+
+@dataclass
+class Call:
+    ehr: EmbeddedEhr
+    tools: ReceptionistTools
+    policy: ReceptionistPolicy
+
+    def say(self, text: str) -> list[PolicyOutput]:
+        async def collect() -> list[PolicyOutput]:
+            return [output async for output in self.policy.respond(Transcript(text))]
+
+        return asyncio.run(collect())
+
+    def script(self, *turns: str) -> list[list[PolicyOutput]]:
+        return [self.say(turn) for turn in turns]
+
+    def patient(self, given: str, family: str, born: dt.date) -> Patient | None:
+        return asyncio.run(
+            self.ehr.find_patient(
+                clinic_id=DEMO_CLINIC_ID, given_name=given, family_name=family, birth_date=born
+            )
+        )
+
+    def upcoming(self, patient: Patient) -> list[Appointment]:
+        return asyncio.run(self.ehr.upcoming_appointments(patient_id=patient.patient_id, after=NOW))
+
+
+@pytest.fixture
+def call(tmp_path: Path) -> Iterator[Call]:
+    with SqliteDb(tmp_path / "t.sqlite3") as db:
+        store = SqliteStore(db=db)
+        ehr = EmbeddedEhr(db=db, now=lambda: NOW)
+        asyncio.run(seed_demo(store, ehr, today=NOW.date()))
+        tools = ReceptionistTools(
+            clinic=demo_clinic(), ehr=ehr, store=store, call_id="c1", clock=lambda: NOW
+        )
+        yield Call(ehr, tools, ReceptionistPolicy(tools=tools))
+
+
+def _says(outputs: list[PolicyOutput]) -> str:
+    return " ".join(o.text for o in outputs if isinstance(o, Say))
+
+
+def _tools(outputs: list[PolicyOutput]) -> list[ToolCall]:
+    return [o for o in outputs if isinstance(o, ToolCall)]
+
+
+ROBERT = ("Robert", "Taylor", dt.date(1980, 3, 15))
+LINDA = ("Linda", "Wilson", dt.date(1975, 7, 4))
+BOOK_UNTIL_CONFIRM = (
+    "i would like to book an appointment",
+    "my name is robert taylor",
+    "march fifteenth nineteen eighty",
+    "a checkup",
+    "next tuesday morning",
+    "the second one",
+)
+
+
+def test_booking_as_an_existing_patient(call: Call) -> None:
+    robert = call.patient(*ROBERT)
+    assert robert is not None
+    assert call.upcoming(robert) == []
+
+    turns = call.script(*BOOK_UNTIL_CONFIRM, "yes please", "no thank you")
+    verified = _tools(turns[2])
+    assert [(c.name, c.result) for c in verified] == [("verify_identity", {"verified": True})]
+    find = _tools(turns[4])
+    assert [c.name for c in find] == ["find_slots"]
+    assert find[0].arguments["day"] == "2026-12-01"  # next Tuesday
+    assert find[0].arguments["part_of_day"] == "morning"
+    offered_ids = find[0].result["slots"]
+    assert len(offered_ids) == 3
+    assert "Tuesday, December first" in _says(turns[4])
+
+    read_back = _says(turns[5])
+    assert read_back.startswith("Let me confirm: a check-up with")
+    assert _tools(turns[5]) == []  # nothing booked before the yes
+
+    booked = [c for t in turns for c in _tools(t) if c.name == "book"]
+    assert len(booked) == 1
+    assert booked[0].arguments == {"slot_id": offered_ids[1], "appointment_type": "checkup"}
+
+    [appointment] = call.upcoming(robert)
+    assert appointment.slot_id == offered_ids[1]
+    assert appointment.appointment_type == "checkup"
+    assert appointment.appointment_id == booked[0].result["appointment_id"]
+    local = appointment.start.astimezone(demo_clinic().tz)
+    assert local.date() == dt.date(2026, 12, 1)
+    assert local.hour < 12
+
+    spoken_time = say_time(local.time())
+    assert f"at {spoken_time}" in read_back
+    assert spoken_time in _says(turns[4])
+    assert "I booked a check-up with" in _says(turns[6])
+    assert spoken_time in _says(turns[6])
+
+    assert turns[-1][-1] == EndCall()
+    assert call.policy.state is grammar.DialogueState.ENDED
+    assert call.tools.outcome == "booked"
+
+
+def test_booking_needs_a_yes(call: Call) -> None:
+    turns = call.script(*BOOK_UNTIL_CONFIRM, "no")
+    assert all(c.name != "book" for t in turns for c in _tools(t))
+    robert = call.patient(*ROBERT)
+    assert robert is not None
+    assert call.upcoming(robert) == []
+    assert call.policy.state is grammar.DialogueState.ASK_WHEN
+    assert call.tools.outcome == "no_action"
+
+
+def test_an_unclear_answer_at_the_confirm_books_nothing(call: Call) -> None:
+    turns = call.script(*BOOK_UNTIL_CONFIRM, "banana")
+    assert "didn't catch that" in _says(turns[-1])
+    assert call.policy.state is grammar.DialogueState.CONFIRM
+    robert = call.patient(*ROBERT)
+    assert robert is not None
+    assert call.upcoming(robert) == []
+
+
+def test_new_patient_is_registered(call: Call) -> None:
+    born = dt.date(1960, 5, 20)
+    assert call.patient("Sarah", "Johnson", born) is None
+    turns = call.script(
+        "i would like to book an appointment",
+        "sarah johnson",
+        "may twentieth nineteen sixty",
+        "yes please",
+    )
+    assert [c.result for c in _tools(turns[2])] == [{"verified": False}]
+    assert "register you as a new patient" in _says(turns[2])
+    assert [c.name for c in _tools(turns[3])] == ["register_patient"]
+    assert "registered as a new patient" in _says(turns[3])
+    sarah = call.patient("Sarah", "Johnson", born)
+    assert sarah is not None
+    assert call.tools.patient == sarah
+    assert call.policy.state is grammar.DialogueState.ASK_TYPE
+
+
+def test_cancel_an_appointment(call: Call) -> None:
+    linda = call.patient(*LINDA)
+    assert linda is not None
+    [visit] = call.upcoming(linda)
+    turns = call.script(
+        "i want to cancel my appointment",
+        "linda wilson",
+        "july fourth nineteen seventy five",
+        "yes",
+    )
+    assert "Shall I cancel it?" in _says(turns[2])
+    assert [c.name for c in _tools(turns[3])] == ["cancel"]
+    assert _tools(turns[3])[0].arguments == {"appointment_id": visit.appointment_id}
+    assert "is cancelled" in _says(turns[3])
+    assert call.upcoming(linda) == []
+    cancelled = asyncio.run(call.ehr.get_appointment(visit.appointment_id))
+    assert cancelled is not None
+    assert cancelled.status == "cancelled"
+
+
+def test_cancel_refused_keeps_the_appointment(call: Call) -> None:
+    linda = call.patient(*LINDA)
+    assert linda is not None
+    turns = call.script(
+        "i want to cancel my appointment",
+        "linda wilson",
+        "july fourth nineteen seventy five",
+        "no",
+    )
+    assert "have not cancelled" in _says(turns[-1])
+    assert len(call.upcoming(linda)) == 1
+
+
+@pytest.mark.parametrize("before", [0, 1, 3, 5])
+def test_emergency_in_any_state_transfers_at_once(call: Call, before: int) -> None:
+    call.script(*BOOK_UNTIL_CONFIRM[:before])
+    calls_before = len(call.tools.calls)
+    outputs = call.say("i have chest pain")
+    assert isinstance(outputs[0], Say)
+    assert "9 1 1" in outputs[0].text
+    assert [type(o) for o in outputs] == [Say, ToolCall, TransferToStaff]
+    tool = outputs[1]
+    assert isinstance(tool, ToolCall)
+    assert tool.name == "transfer_to_staff"
+    assert call.tools.calls[calls_before:] == [tool]
+    assert call.tools.outcome == "transferred:emergency_medical"
+    assert call.policy.state is grammar.DialogueState.ENDED
+
+
+def test_two_misunderstood_turns_offer_staff(call: Call) -> None:
+    first, second, third = call.script("", "banana", "yes")
+    assert "didn't catch that" in _says(first)
+    assert "connect you with our staff" in _says(second)
+    assert call.tools.calls[:-1] == []
+    assert third[-1] == TransferToStaff(reason="caller_request")
+    assert [c.name for c in _tools(third)] == ["transfer_to_staff"]
+
+
+def test_a_past_day_is_refused_and_nothing_offered(call: Call) -> None:
+    turns = call.script(*BOOK_UNTIL_CONFIRM[:4], "yesterday morning")
+    assert "already passed" in _says(turns[-1])
+    assert _tools(turns[-1]) == []
+    assert call.policy.state is grammar.DialogueState.ASK_WHEN
+
+
+def test_booking_tool_refuses_without_confirmation(call: Call) -> None:
+    call.script(*BOOK_UNTIL_CONFIRM)  # verified and read back, but no yes yet
+    tools = call.tools
+    slot_id = [c for c in tools.calls if c.name == "find_slots"][0].result["slots"][1]
+    free = asyncio.run(
+        call.ehr.find_free_slots(
+            clinic_id=DEMO_CLINIC_ID,
+            start=NOW,
+            end=NOW + dt.timedelta(days=14),
+            provider_id=None,
+        )
+    )
+    slot = next(s for s in free if s.slot_id == slot_id)
+    with pytest.raises(BookingRefused, match="confirm the details"):
+        asyncio.run(tools.book(slot=slot, appointment_type="checkup"))
+    # A yes to a different slot's read-back does not cover this one.
+    other = next(s for s in free if s.slot_id != slot_id)
+    tools.note_read_back(other, "book")
+    tools.note_caller_confirmed()
+    with pytest.raises(BookingRefused):
+        asyncio.run(tools.book(slot=slot, appointment_type="checkup"))
+    robert = call.patient(*ROBERT)
+    assert robert is not None
+    assert call.upcoming(robert) == []
+    assert all(c.name != "book" for c in tools.calls)
+
+
+def test_booking_tool_refuses_an_unverified_caller(call: Call) -> None:
+    free = asyncio.run(
+        call.ehr.find_free_slots(
+            clinic_id=DEMO_CLINIC_ID, start=NOW, end=NOW + dt.timedelta(days=2), provider_id=None
+        )
+    )
+    call.tools.note_read_back(free[0], "book")
+    call.tools.note_caller_confirmed()
+    with pytest.raises(BookingRefused, match="who you are"):
+        asyncio.run(call.tools.book(slot=free[0], appointment_type="checkup"))
+
+
+@pytest.mark.parametrize("state", list(grammar.DialogueState))
+def test_every_state_grammar_compiles_in_pocketsphinx(state: grammar.DialogueState) -> None:
+    hints = grammar.hints_for(state, demo_clinic())
+    assert hints.state == state.value
+    decoder = Decoder(samprate=16000, loglevel="FATAL", lm=None)
+    decoder.add_jsgf_string(state.value, hints.jsgf)
+
+
+def test_policy_hints_follow_the_state(call: Call) -> None:
+    assert call.policy.hints().state == "how_can_i_help"
+    call.say("i would like to book an appointment")
+    assert call.policy.hints().state == "ask_name"
+    assert "robert" in call.policy.hints().jsgf

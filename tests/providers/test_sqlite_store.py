@@ -1,0 +1,189 @@
+"""The SQLite store: clinics by number, calls, the append-only audit trail, the file itself."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from reddytalk.errors import ProviderError
+from reddytalk.ports import AuditEvent, CallRecord
+from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic
+from reddytalk.providers.store.sqlite import SqliteStore
+from reddytalk.providers.store.sqlite_db import SCHEMA_VERSION, SqliteDb
+
+CHICAGO = ZoneInfo("America/Chicago")
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "reddytalk.sqlite3"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[SqliteStore]:
+    with SqliteDb(db_path) as db:
+        yield SqliteStore(db=db)
+
+
+def _call(call_id: str = "call-1") -> CallRecord:
+    return CallRecord(
+        call_id=call_id,
+        clinic_id=DEMO_CLINIC_ID,
+        started_at=dt.datetime(2026, 3, 2, 9, 0, 5, 250_000, tzinfo=CHICAGO),
+        ended_at=dt.datetime(2026, 3, 2, 9, 3, 41, tzinfo=CHICAGO),
+        outcome="booked",
+        transcript=(("receptionist", "Reddy Family Clinic, how can I help?"), ("caller", "Hi.")),
+        tool_calls=({"name": "find_slots", "arguments": {"day": "tomorrow"}},),
+        turn_timings=({"turn": 1, "stt_ms": 120, "llm_first_token_ms": 180.5},),
+    )
+
+
+def test_clinic_is_found_by_its_number_and_id(store: SqliteStore) -> None:
+    clinic = demo_clinic()
+    asyncio.run(store.save_clinic(clinic))
+
+    assert asyncio.run(store.find_clinic_by_number(DEMO_PHONE_NUMBER)) == clinic
+    assert asyncio.run(store.get_clinic(DEMO_CLINIC_ID)) == clinic
+
+
+def test_unknown_number_and_clinic_are_none(store: SqliteStore) -> None:
+    asyncio.run(store.save_clinic(demo_clinic()))
+
+    assert asyncio.run(store.find_clinic_by_number("+15550199999")) is None
+    assert asyncio.run(store.find_clinic_by_number("5550100200")) is None
+    assert asyncio.run(store.get_clinic("no-such-clinic")) is None
+
+
+def test_saving_a_clinic_again_replaces_it(store: SqliteStore) -> None:
+    clinic = demo_clinic()
+    asyncio.run(store.save_clinic(clinic))
+    renamed = replace(clinic, name="Reddy Family Clinic North")
+    asyncio.run(store.save_clinic(renamed))
+
+    found = asyncio.run(store.find_clinic_by_number(DEMO_PHONE_NUMBER))
+    assert found is not None and found.name == "Reddy Family Clinic North"
+
+
+def test_a_number_that_is_not_e164_is_refused(store: SqliteStore) -> None:
+    clinic = replace(demo_clinic(), phone_number="555-0100")
+
+    with pytest.raises(ValueError, match="E.164"):
+        asyncio.run(store.save_clinic(clinic))
+    assert asyncio.run(store.get_clinic(DEMO_CLINIC_ID)) is None
+
+
+def test_call_record_round_trips(store: SqliteStore) -> None:
+    record = _call()
+    asyncio.run(store.save_call(record))
+
+    stored = asyncio.run(store.get_call("call-1"))
+
+    assert stored == record
+    assert stored is not None and stored.started_at.utcoffset() == dt.timedelta(0)
+    assert stored.started_at.microsecond == 250_000
+    assert asyncio.run(store.get_call("call-2")) is None
+
+
+def test_saving_a_call_again_replaces_it(store: SqliteStore) -> None:
+    asyncio.run(store.save_call(_call()))
+    retried = replace(_call(), outcome="transferred")
+    asyncio.run(store.save_call(retried))
+
+    assert asyncio.run(store.get_call("call-1")) == retried
+
+
+def test_a_naive_time_is_refused(store: SqliteStore) -> None:
+    record = replace(_call(), ended_at=dt.datetime(2026, 3, 2, 9, 3))
+
+    with pytest.raises(ValueError, match="aware"):
+        asyncio.run(store.save_call(record))
+    assert asyncio.run(store.get_call("call-1")) is None
+
+
+def test_audit_events_are_appended_in_order(store: SqliteStore) -> None:
+    at = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
+    first = AuditEvent("call-1", DEMO_CLINIC_ID, "read", "Patient/pat_1", at, {"why": "verify"})
+    second = AuditEvent("call-1", DEMO_CLINIC_ID, "create", "Appointment/appt_1", at)
+    other = AuditEvent("call-2", DEMO_CLINIC_ID, "read", "Patient/pat_2", at)
+    for event in (first, second, other):
+        asyncio.run(store.record_audit(event))
+    asyncio.run(store.record_audit(first))
+
+    assert asyncio.run(store.audit_trail("call-1")) == [first, second, first]
+    assert asyncio.run(store.audit_trail("call-2")) == [other]
+
+
+def test_the_audit_table_refuses_edits_and_deletes(store: SqliteStore, db_path: Path) -> None:
+    at = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
+    event = AuditEvent("call-1", DEMO_CLINIC_ID, "read", "Patient/pat_1", at)
+    asyncio.run(store.record_audit(event))
+
+    raw = sqlite3.connect(db_path)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            raw.execute("UPDATE audit SET action = 'nothing'")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            raw.execute("DELETE FROM audit")
+    finally:
+        raw.close()
+    assert asyncio.run(store.audit_trail("call-1")) == [event]
+
+
+def test_the_file_uses_wal_and_records_its_schema_version(db_path: Path) -> None:
+    with SqliteDb(db_path) as db:
+        asyncio.run(SqliteStore(db=db).save_call(_call()))
+
+    raw = sqlite3.connect(db_path)
+    try:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        raw.close()
+    with SqliteDb(db_path) as db:  # reopening keeps the data
+        assert asyncio.run(SqliteStore(db=db).get_call("call-1")) == _call()
+
+
+def test_a_file_from_a_newer_schema_is_refused(db_path: Path) -> None:
+    raw = sqlite3.connect(db_path)
+    try:
+        raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    finally:
+        raw.close()
+
+    with pytest.raises(ProviderError, match="newer") as caught:
+        SqliteDb(db_path)
+    assert caught.value.retryable is False
+
+
+def test_reads_and_writes_from_many_tasks_at_once(store: SqliteStore) -> None:
+    async def scenario() -> list[CallRecord | None]:
+        await asyncio.gather(*(store.save_call(_call(f"call-{n}")) for n in range(20)))
+        return await asyncio.gather(*(store.get_call(f"call-{n}") for n in range(20)))
+
+    found = asyncio.run(scenario())
+
+    assert [r.call_id if r else None for r in found] == [f"call-{n}" for n in range(20)]
+
+
+def test_a_file_held_by_another_writer_is_a_retryable_error(db_path: Path) -> None:
+    with SqliteDb(db_path, busy_timeout_s=0.05) as db:
+        store = SqliteStore(db=db)
+        raw = sqlite3.connect(db_path, isolation_level=None)
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            with pytest.raises(ProviderError, match="busy") as caught:
+                asyncio.run(store.save_call(_call()))
+            raw.execute("ROLLBACK")
+        finally:
+            raw.close()
+
+        assert caught.value.retryable is True
+        asyncio.run(store.save_call(_call()))  # the connection is usable again
+        assert asyncio.run(store.get_call("call-1")) == _call()
