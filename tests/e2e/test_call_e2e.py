@@ -13,9 +13,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from local_caller import load_scenario, place_call
 from receptionist_cli import _call_record, _receptionist
+
 from reddytalk.dialogue.spoken import say_time
 from reddytalk.settings import Settings
 
