@@ -1,0 +1,1 @@
+"""Calls: the live per-call pipeline and the service that opens calls."""

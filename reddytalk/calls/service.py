@@ -1,0 +1,139 @@
+"""The receptionist service: answers calls, one :class:`CallSession` each.
+
+It owns what outlives a call (the store, the EHR, the engines, the greeting audio
+cache) and writes each call's record when the call ends, whatever way it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict
+
+from reddytalk.calls.session import CallSession, CallSummary, CallTuning
+from reddytalk.dialogue.policy import ReceptionistPolicy
+from reddytalk.dialogue.tools import ReceptionistTools
+from reddytalk.logs import bind_call
+from reddytalk.ports import CallRecord, CallStore, Ehr, SpeechToText, TextToSpeech
+from reddytalk.scheduling.model import Clinic
+
+__all__ = ["Receptionist"]
+
+log = logging.getLogger(__name__)
+_RECOGNIZER_RATE_HZ = 16_000
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Receptionist:
+    """Answers calls for every clinic in the store.
+
+    Args:
+        store: ReddyTalk's records.
+        ehr: The clinics' schedules.
+        stt: Speech to text.
+        tts: Text to speech.
+        tuning: Per-call timing knobs.
+        clock: Wall-clock time (aware), injectable for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: CallStore,
+        ehr: Ehr,
+        stt: SpeechToText,
+        tts: TextToSpeech,
+        tuning: CallTuning = CallTuning(),
+        clock: Callable[[], dt.datetime] = _utc_now,
+    ) -> None:
+        self.store = store
+        self.ehr = ehr
+        self._stt = stt
+        self._tts = tts
+        self._tuning = tuning
+        self._clock = clock
+        self._greetings: dict[tuple[str, int], bytes] = {}
+        self._greeting_locks: dict[tuple[str, int], asyncio.Lock] = {}
+
+    async def find_clinic(
+        self, *, clinic_id: str | None = None, dialled_number: str | None = None
+    ) -> Clinic | None:
+        """The clinic a call is for, by id or by the number the caller dialled."""
+        if clinic_id:
+            return await self.store.get_clinic(clinic_id)
+        if dialled_number:
+            return await self.store.find_clinic_by_number(dialled_number)
+        return None
+
+    async def greeting_audio(self, text: str, sample_rate_hz: int) -> bytes:
+        """The greeting's PCM, synthesized once per text and rate and then reused."""
+        key = (text, sample_rate_hz)
+        if key not in self._greetings:
+            async with self._greeting_locks.setdefault(key, asyncio.Lock()):
+                if key not in self._greetings:
+                    chunks = [c async for c in self._tts.synthesize(text, sample_rate_hz=sample_rate_hz)]
+                    self._greetings[key] = b"".join(chunks)
+        return self._greetings[key]
+
+    async def prepare(self, clinic: Clinic, *, sample_rate_hz: int = 16_000) -> None:
+        """Warm what the first call would otherwise pay for (the greeting audio)."""
+        policy = ReceptionistPolicy(tools=self._tools(clinic, "warm-up"))
+        await self.greeting_audio(policy.greeting(), sample_rate_hz)
+
+    def _tools(self, clinic: Clinic, call_id: str) -> ReceptionistTools:
+        return ReceptionistTools(
+            clinic=clinic, ehr=self.ehr, store=self.store, call_id=call_id, clock=self._clock
+        )
+
+    async def take_call(
+        self,
+        *,
+        call_id: str,
+        clinic: Clinic,
+        inbound: AsyncIterator[str],
+        send: Callable[[str], Awaitable[None]],
+    ) -> CallSummary:
+        """Hold one call until it ends, then store its record."""
+        bind_call(call_id=call_id, clinic_id=clinic.clinic_id)
+        started_at = self._clock()
+        tools = self._tools(clinic, call_id)
+        session = CallSession(
+            policy=ReceptionistPolicy(tools=tools),
+            recognizer=self._stt.open(sample_rate_hz=_RECOGNIZER_RATE_HZ),
+            tts=self._tts,
+            greeting_audio=self.greeting_audio,
+            tuning=self._tuning,
+        )
+        log.info("call started")
+        try:
+            summary = await session.run(inbound, send)
+        finally:
+            summary = session.summary
+            summary.tool_calls = list(tools.calls)
+            record = CallRecord(
+                call_id=call_id,
+                clinic_id=clinic.clinic_id,
+                started_at=started_at,
+                ended_at=self._clock(),
+                outcome=tools.outcome if summary.ending == "completed" else summary.ending,
+                transcript=tuple(summary.transcript),
+                tool_calls=tuple(
+                    {"name": c.name, "arguments": c.arguments, "result": c.result}
+                    for c in summary.tool_calls
+                ),
+                turn_timings=tuple(asdict(t) for t in summary.turns),
+            )
+            await asyncio.shield(self.store.save_call(record))
+            log.info(
+                "call ended: %s, %d turns, %d barge-ins, %d malformed messages",
+                record.outcome,
+                len(summary.turns),
+                summary.barge_ins,
+                summary.malformed_messages,
+            )
+        return summary

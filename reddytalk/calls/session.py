@@ -1,0 +1,388 @@
+"""One live call: caller audio in → end of turn → transcript → policy → speech out.
+
+Three named tasks in one ``asyncio.TaskGroup`` per call:
+
+* ``listen``: parses every inbound message, runs VAD and the recognizer on every
+  frame, decides the end of each turn, and detects barge-in;
+* ``think``: takes each finished turn, awaits its transcript and runs the policy;
+  what the policy says is queued for speech as it comes (sentence by sentence);
+* ``synthesize``: turns queued sentences into 20 ms frames, running ahead of playback;
+* ``send``: sends frames paced in real time on an absolute schedule.
+
+Barge-in cancels synthesis, drops the frames not yet sent and sends ``StopAudio``.
+
+Cancellation is how barge-in stops work; the policy itself is never cancelled, so
+nothing the caller confirmed is lost to an interruption.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from reddytalk.audio.pacing import Pacer
+from reddytalk.audio.pcm import StreamResampler, frames_of
+from reddytalk.audio.turns import SpeechEnded, SpeechStarted, TurnDetector
+from reddytalk.errors import MalformedMessage, ProviderError
+from reddytalk.frames import (
+    AudioChunk,
+    AudioFormat,
+    DtmfTone,
+    EndCall,
+    Say,
+    ToolCall,
+    Transcript,
+    TransferToStaff,
+    TurnTimings,
+)
+from reddytalk.ports import DialoguePolicy, SpeechRecognizer, TextToSpeech
+from reddytalk.telephony import acs_media
+
+__all__ = ["CallSummary", "CallTuning", "CallSession"]
+
+log = logging.getLogger(__name__)
+_RECOGNIZER_RATE_HZ = 16_000
+_PREROLL_FRAMES = 10
+
+
+@dataclass(frozen=True, slots=True)
+class CallTuning:
+    """Per-call timing knobs.
+
+    Attributes:
+        end_of_turn_silence_ms: Silence after speech that ends the caller's turn.
+        barge_in_ms: Caller speech over an answer that interrupts it.
+        metadata_wait_ms: How long the greeting waits for ``AudioMetadata``
+            before assuming ACS's default format (16 kHz).
+        hangup_grace_ms: Pause after the last frame of a goodbye before hanging up.
+    """
+
+    end_of_turn_silence_ms: int = 400
+    barge_in_ms: int = 200
+    metadata_wait_ms: int = 50
+    hangup_grace_ms: int = 300
+
+
+@dataclass(slots=True)
+class CallSummary:
+    """What happened on the call, for the call record."""
+
+    transcript: list[tuple[str, str]] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    turns: list[TurnTimings] = field(default_factory=list)
+    ending: str = "caller_hung_up"
+    greeting_first_frame_ms: float | None = None
+    malformed_messages: int = 0
+    barge_ins: int = 0
+
+
+@dataclass(slots=True)
+class _Utterance:
+    text: str
+    timings: TurnTimings | None
+    pcm: list[bytes] | None = None  # pre-synthesized audio (the greeting)
+    is_started: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    message: str | None  # an encoded AudioData message; None marks the utterance's end
+    utterance: _Utterance
+
+
+_Hangup = EndCall | TransferToStaff
+Speech = _Utterance | _Hangup
+
+
+class CallSession:
+    """Runs one call over any transport that moves ACS media messages.
+
+    Args:
+        policy: The call's dialogue policy.
+        recognizer: Opens the call's recognizer (awaited while the greeting plays).
+        tts: Text to speech.
+        greeting_audio: Optional cache lookup: (text, rate) → PCM of the greeting.
+        tuning: Timing knobs.
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: DialoguePolicy,
+        recognizer: Awaitable[SpeechRecognizer],
+        tts: TextToSpeech,
+        greeting_audio: Callable[[str, int], Awaitable[bytes]] | None = None,
+        tuning: CallTuning = CallTuning(),
+    ) -> None:
+        self._policy = policy
+        self._recognizer_pending = recognizer
+        self._recognizer: SpeechRecognizer | None = None
+        self._tts = tts
+        self._greeting_audio = greeting_audio
+        self._tuning = tuning
+        self._t0 = time.monotonic()
+        self._format = AudioFormat()
+        self._format_known = asyncio.Event()
+        self._turns = TurnDetector(end_of_turn_silence_ms=tuning.end_of_turn_silence_ms)
+        self._to_16k: StreamResampler | None = None
+        self._preroll: collections.deque[bytes] = collections.deque(maxlen=_PREROLL_FRAMES)
+        self._turn_queue: asyncio.Queue[tuple[Awaitable[Transcript], TurnTimings]] = (
+            asyncio.Queue()
+        )
+        self._speech_queue: asyncio.Queue[Speech] = asyncio.Queue()
+        self._frame_queue: asyncio.Queue[_Frame | _Hangup] = asyncio.Queue()
+        self._synthesizing: asyncio.Task[None] | None = None
+        self._synth_item: _Utterance | None = None
+        self._stop_task: asyncio.Future[None] | None = None
+        self._in_flight = 0
+        self._pacer = Pacer()
+        self._send: Callable[[str], Awaitable[None]] | None = None
+        self.summary = CallSummary()
+
+    def now_ms(self) -> float:
+        """Milliseconds since the stream opened."""
+        return (time.monotonic() - self._t0) * 1000
+
+    async def run(
+        self, inbound: AsyncIterator[str], send: Callable[[str], Awaitable[None]]
+    ) -> CallSummary:
+        """Hold the call until either side hangs up; return what happened."""
+        self._send = send
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                listen = tasks.create_task(self._listen(inbound), name="listen")
+                think = tasks.create_task(self._think(), name="think")
+                synthesize = tasks.create_task(self._synthesize(), name="synthesize")
+                sender = tasks.create_task(self._send_frames(), name="send")
+                tasks.create_task(self._open_recognizer(), name="open-recognizer")
+                await asyncio.wait({listen, sender}, return_when=asyncio.FIRST_COMPLETED)
+                for task in (listen, think, synthesize, sender):
+                    task.cancel()
+        finally:
+            if self._recognizer is not None:
+                self._recognizer.close()
+        return self.summary
+
+    async def _open_recognizer(self) -> None:
+        recognizer = await self._recognizer_pending
+        recognizer.set_hints(self._policy.hints())
+        self._recognizer = recognizer
+        if self._turns.is_speaking:  # the caller started before the recognizer was ready
+            recognizer.start_turn()
+            for frame in self._preroll:
+                recognizer.accept(frame)
+
+    # -- listen ---------------------------------------------------------------
+
+    async def _listen(self, inbound: AsyncIterator[str]) -> None:
+        async for text in inbound:
+            try:
+                message = acs_media.parse_inbound(text, audio_format=self._format)
+            except MalformedMessage as error:
+                self.summary.malformed_messages += 1
+                log.warning("skipped a malformed media message: %s", error)
+                continue
+            if isinstance(message, AudioFormat):
+                self._on_metadata(message)
+            elif isinstance(message, AudioChunk):
+                self._on_audio(message.pcm)
+            elif isinstance(message, DtmfTone):
+                log.info("caller pressed a key")
+        self.summary.ending = self.summary.ending or "caller_hung_up"
+
+    def _on_metadata(self, audio_format: AudioFormat) -> None:
+        if self._format_known.is_set() and audio_format == self._format:
+            return
+        self._format = audio_format
+        self._to_16k = StreamResampler(from_hz=audio_format.sample_rate_hz,
+                                       to_hz=_RECOGNIZER_RATE_HZ)  # fmt: skip
+        self._format_known.set()
+
+    def _on_audio(self, pcm: bytes) -> None:
+        if self._to_16k is None:
+            self._on_metadata(self._format)
+        assert self._to_16k is not None
+        pcm16 = self._to_16k.push(pcm)
+        if len(pcm16) != 640:  # resampler start-up; webrtcvad needs whole frames
+            return
+        now = self.now_ms()
+        event = self._turns.push(pcm16, at_ms=now - 20)
+        self._preroll.append(pcm16)
+        recognizer = self._recognizer
+        if isinstance(event, SpeechStarted) and recognizer is not None:
+            recognizer.start_turn()
+            for frame in self._preroll:
+                recognizer.accept(frame)
+        elif self._turns.is_speaking and recognizer is not None:
+            recognizer.accept(pcm16)
+        if self._turns.speech_ms(now) >= self._tuning.barge_in_ms and self._is_answering:
+            self._barge_in()
+        if isinstance(event, SpeechEnded):
+            timings = TurnTimings(
+                turn=len(self.summary.turns) + 1,
+                caller_speech_end_ms=event.speech_end_ms,
+                turn_end_decided_ms=event.decided_ms,
+            )
+            self.summary.turns.append(timings)
+            if recognizer is not None:
+                pending = recognizer.finish_turn()
+            else:
+                pending = asyncio.get_running_loop().create_future()
+                pending.set_result(Transcript(""))
+            self._turn_queue.put_nowait((pending, timings))
+
+    def _barge_in(self) -> None:
+        """The caller is talking over the answer: flush ACS's queue and stop speaking."""
+        self.summary.barge_ins += 1
+        if self._synthesizing is not None and self._synth_item is not None:
+            self._synthesizing.cancel()
+            self._note_said(self._synth_item, interrupted=True)
+            self._synth_item = None
+        hangups: list[_Hangup] = []
+        for queue in (self._speech_queue, self._frame_queue):
+            while not queue.empty():
+                item = queue.get_nowait()
+                if isinstance(item, EndCall | TransferToStaff):
+                    hangups.append(item)  # an end or a transfer still happens
+                elif isinstance(item, _Utterance):
+                    self._note_said(item, interrupted=True)
+                elif item.message is None:
+                    self._note_said(item.utterance, interrupted=True)
+        for hangup in hangups:
+            self._frame_queue.put_nowait(hangup)
+        if self._send is not None:
+            self._stop_task = asyncio.ensure_future(self._send(acs_media.STOP_AUDIO))
+
+    # -- think ----------------------------------------------------------------
+
+    async def _think(self) -> None:
+        await self._say_greeting()
+        while True:
+            pending, timings = await self._turn_queue.get()
+            heard = await pending
+            timings.transcript_final_ms = self.now_ms()
+            self.summary.transcript.append(("caller", heard.text))
+            if not heard.text:
+                log.info("turn %d: nothing recognized", timings.turn)
+            async for output in self._policy.respond(heard):
+                if isinstance(output, Say):
+                    if timings.first_policy_text_ms is None:
+                        timings.first_policy_text_ms = self.now_ms()
+                    self._in_flight += 1
+                    self._speech_queue.put_nowait(_Utterance(output.text, timings))
+                elif isinstance(output, ToolCall):
+                    self.summary.tool_calls.append(output)
+                    log.info("tool %s called", output.name)
+                else:
+                    self._speech_queue.put_nowait(output)
+            if self._recognizer is not None:
+                self._recognizer.set_hints(self._policy.hints())
+
+    async def _say_greeting(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self._format_known.wait(), self._tuning.metadata_wait_ms / 1000
+            )
+        text = self._policy.greeting()
+        pcm = None
+        if self._greeting_audio is not None:
+            pcm = [await self._greeting_audio(text, self._format.sample_rate_hz)]
+        self._in_flight += 1
+        self._speech_queue.put_nowait(_Utterance(text, None, pcm))
+
+    # -- speak ----------------------------------------------------------------
+
+    async def _synthesize(self) -> None:
+        """Turn queued sentences into frames as fast as the engine allows.
+
+        Synthesis runs ahead of playback, so the next sentence is ready before the
+        current one ends and an answer has no gaps.
+        """
+        while True:
+            item = await self._speech_queue.get()
+            if isinstance(item, EndCall | TransferToStaff):
+                self._frame_queue.put_nowait(item)
+                continue
+            self._synth_item = item
+            self._synthesizing = asyncio.create_task(self._synthesize_one(item), name="tts")
+            try:
+                await self._synthesizing
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+            finally:
+                self._synthesizing = self._synth_item = None
+
+    async def _synthesize_one(self, item: _Utterance) -> None:
+        frame_bytes = self._format.frame_bytes
+        carry = b""
+        chunks = (
+            _replay(item.pcm)
+            if item.pcm is not None
+            else self._tts.synthesize(item.text, sample_rate_hz=self._format.sample_rate_hz)
+        )
+        frames: list[bytes] = []
+        try:
+            async for chunk in chunks:
+                if item.timings is not None and item.timings.first_tts_audio_ms is None:
+                    item.timings.first_tts_audio_ms = self.now_ms()
+                carry += chunk
+                whole = len(carry) // frame_bytes * frame_bytes
+                frames = frames_of(carry[:whole], frame_bytes)
+                carry = carry[whole:]
+                for frame in frames:
+                    self._frame_queue.put_nowait(_Frame(acs_media.encode_audio(frame), item))
+        except ProviderError as error:
+            log.error("speech failed: %s", error)
+        for frame in frames_of(carry, frame_bytes):
+            self._frame_queue.put_nowait(_Frame(acs_media.encode_audio(frame), item))
+        self._synth_item = None  # from here on its end marker accounts for it
+        self._frame_queue.put_nowait(_Frame(None, item))
+
+    async def _send_frames(self) -> None:
+        """Send frames paced in real time; stop after a hang-up marker."""
+        assert self._send is not None
+        while True:
+            if self._frame_queue.empty():
+                self._pacer.restart()
+            frame = await self._frame_queue.get()
+            if isinstance(frame, EndCall | TransferToStaff):
+                await asyncio.sleep(self._tuning.hangup_grace_ms / 1000)
+                self.summary.ending = (
+                    "completed" if isinstance(frame, EndCall) else f"transfer:{frame.reason}"
+                )
+                return
+            item = frame.utterance
+            if frame.message is None:  # the utterance's last frame went out
+                self._note_said(item, interrupted=False)
+                continue
+            await self._pacer.wait_for_slot()
+            await self._send(frame.message)
+            if not item.is_started:
+                item.is_started = True
+                now = self.now_ms()
+                if item.timings is None:
+                    self.summary.greeting_first_frame_ms = now
+                elif item.timings.first_frame_sent_ms is None:
+                    item.timings.first_frame_sent_ms = now
+
+    @property
+    def _is_answering(self) -> bool:
+        return self._in_flight > 0
+
+    def _note_said(self, item: _Utterance, *, interrupted: bool) -> None:
+        self._in_flight -= 1
+        if item.is_started:
+            suffix = " [interrupted]" if interrupted else ""
+            self.summary.transcript.append(("receptionist", item.text + suffix))
+
+
+async def _replay(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
