@@ -23,6 +23,7 @@ __all__ = ["Receptionist"]
 
 log = logging.getLogger(__name__)
 _RECOGNIZER_RATE_HZ = 16_000
+_DEFAULT_TUNING = CallTuning()
 
 
 def _utc_now() -> dt.datetime:
@@ -48,7 +49,7 @@ class Receptionist:
         ehr: Ehr,
         stt: SpeechToText,
         tts: TextToSpeech,
-        tuning: CallTuning = CallTuning(),
+        tuning: CallTuning = _DEFAULT_TUNING,
         clock: Callable[[], dt.datetime] = _utc_now,
     ) -> None:
         self.store = store
@@ -76,7 +77,8 @@ class Receptionist:
         if key not in self._greetings:
             async with self._greeting_locks.setdefault(key, asyncio.Lock()):
                 if key not in self._greetings:
-                    chunks = [c async for c in self._tts.synthesize(text, sample_rate_hz=sample_rate_hz)]
+                    speech = self._tts.synthesize(text, sample_rate_hz=sample_rate_hz)
+                    chunks = [chunk async for chunk in speech]
                     self._greetings[key] = b"".join(chunks)
         return self._greetings[key]
 

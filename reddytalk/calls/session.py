@@ -68,6 +68,9 @@ class CallTuning:
     hangup_grace_ms: int = 300
 
 
+_DEFAULT_TUNING = CallTuning()
+
+
 @dataclass(slots=True)
 class CallSummary:
     """What happened on the call, for the call record."""
@@ -117,7 +120,7 @@ class CallSession:
         recognizer: Awaitable[SpeechRecognizer],
         tts: TextToSpeech,
         greeting_audio: Callable[[str, int], Awaitable[bytes]] | None = None,
-        tuning: CallTuning = CallTuning(),
+        tuning: CallTuning = _DEFAULT_TUNING,
     ) -> None:
         self._policy = policy
         self._recognizer_pending = recognizer
