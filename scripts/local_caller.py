@@ -99,6 +99,8 @@ class TurnReport:
     answer_start_s: float | None = None
     answer_first_sound_s: float | None = None
     barged_in: bool = False
+    answer_pcm: bytes = field(default=b"", repr=False)
+    """The receptionist's audio from the end of this line to the end of the next one."""
 
     @property
     def voice_to_voice_ms(self) -> float | None:
@@ -275,9 +277,13 @@ async def place_call(
             await line.wait_answer_end(since)
             _, sound = line.first_sound_after(0.0)
             report.greeting_first_sound_ms = None if sound is None else round(sound * 1000, 1)
-            for turn in report.turns:
+            ends = [turn.speech_end_s for turn in report.turns] + [float("inf")]
+            for turn, until in zip(report.turns, ends[1:], strict=True):
                 turn.answer_start_s, turn.answer_first_sound_s = line.first_sound_after(
                     turn.speech_end_s
+                )
+                turn.answer_pcm = b"".join(
+                    pcm for at, pcm in line.received if turn.speech_end_s <= at < until
                 )
             if not line.closed.is_set():
                 await asyncio.sleep(0.5)
@@ -288,6 +294,7 @@ async def place_call(
             receiver.cancel()
         report.stop_audio_count = len(line.stop_audio)
         if wav_path is not None:
+            wav_path.parent.mkdir(parents=True, exist_ok=True)
             line.write_wav(wav_path)
     return report
 
@@ -297,6 +304,7 @@ def report_json(report: CallReport) -> dict[str, Any]:
     data = asdict(report)
     for turn, raw in zip(report.turns, data["turns"], strict=True):
         raw["voice_to_voice_ms"] = turn.voice_to_voice_ms
+        del raw["answer_pcm"]
     return data
 
 

@@ -10,51 +10,123 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from local_caller import load_scenario, place_call
+from caller_ears import ReadBackEars
+from local_caller import CallReport, load_scenario, place_call
 from receptionist_cli import _call_record, _receptionist
 
-from reddytalk.dialogue.spoken import say_time
+from reddytalk.dialogue.spoken import say_date, say_time
+from reddytalk.dialogue.understanding import normalize
+from reddytalk.providers.seed import demo_clinic
 from reddytalk.settings import Settings
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 pytestmark = pytest.mark.e2e
 
 
-def _run(scenario: str, tmp_path: Path) -> tuple[dict, object]:
-    settings = Settings(data_dir=tmp_path, port=0)
+@dataclass(frozen=True)
+class Call:
+    """One finished call: the receptionist's record, the caller's report, its store."""
 
-    async def call() -> tuple[dict, object]:
-        async with _receptionist(settings) as url:
-            report = await place_call(load_scenario(SCENARIOS / scenario), url=url)
-            return await _call_record(settings, report), report
-
-    return asyncio.run(call())
+    record: dict[str, Any]
+    report: CallReport
+    data_dir: Path
 
 
-def test_booking_call_books_the_read_back_slot(tmp_path: Path) -> None:
-    record, report = _run("book-existing-patient.yaml", tmp_path)
+async def _call(scenario: str, data_dir: Path) -> Call:
+    settings = Settings(data_dir=data_dir, port=0)
+    async with _receptionist(settings) as url:
+        report = await place_call(load_scenario(SCENARIOS / scenario), url=url)
+        return Call(await _call_record(settings, report), report, data_dir)
+
+
+@pytest.fixture(scope="module")
+def calls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Call | BaseException]:
+    """Every scenario, called at once (each call is real time; together ~1.5 min, not 5).
+
+    Each call has its own receptionist and store, so no call sees another's booking.
+    """
+    names = sorted(p.name for p in SCENARIOS.glob("*.yaml"))
+
+    async def all_calls() -> list[Call | BaseException]:
+        return await asyncio.gather(
+            *(_call(name, tmp_path_factory.mktemp(name.removesuffix(".yaml"))) for name in names),
+            return_exceptions=True,
+        )
+
+    return dict(zip(names, asyncio.run(all_calls()), strict=True))
+
+
+def _finished(calls: dict[str, Call | BaseException], scenario: str) -> Call:
+    call = calls[scenario]
+    if isinstance(call, BaseException):
+        raise call
+    return call
+
+
+def test_every_scenario_file_is_called(calls: dict[str, Call | BaseException]) -> None:
+    assert set(calls) >= {
+        "book-existing-patient.yaml",
+        "book-new-patient.yaml",
+        "cancel.yaml",
+        "opening-hours.yaml",
+        "emergency.yaml",
+        "barge-in.yaml",
+    }
+    for name in calls:
+        _finished(calls, name)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "patient", "appointment_type", "asked_for"),
+    [
+        # "Next Tuesday morning"
+        ("book-existing-patient.yaml", ("Robert", "Taylor"), "checkup", (1, dt.time(12))),
+        # "As soon as possible"
+        ("book-new-patient.yaml", ("Sarah", "Johnson"), "sick-visit", None),
+    ],
+)
+def test_booking_call_books_the_slot_the_caller_heard_read_back(
+    scenario: str,
+    patient: tuple[str, str],
+    appointment_type: str,
+    asked_for: tuple[int, dt.time] | None,
+    calls: dict[str, Call | BaseException],
+) -> None:
+    call = _finished(calls, scenario)
+    record, report = call.record, call.report
     assert record["outcome"] == "booked"
     appointment = record["appointment"]
     assert appointment is not None
-    assert appointment["appointment_type"] == "checkup"
+    assert appointment["appointment_type"] == appointment_type
     assert appointment["provider"] in {"Doctor Patel", "Doctor Chen", "Doctor Rivera"}
-    # the booked time is the one the receptionist read back and the caller confirmed
+    start = dt.time.fromisoformat(appointment["time"])
+    day = dt.date.fromisoformat(appointment["date"])
+    if asked_for is not None:
+        weekday, before = asked_for
+        assert day.weekday() == weekday and start < before
+    # What reached the caller as sound: decode every answer the caller recorded.
+    clinic = demo_clinic()
+    ears = ReadBackEars(clinic, today=dt.datetime.now(clinic.tz).date())
+    heard = [ears.hear(turn.answer_pcm, sample_rate_hz=16_000) for turn in report.turns]
+    read_backs = [r for r in heard if r is not None]
+    assert len(read_backs) == 1, [turn.said for turn in report.turns]
+    assert read_backs[0].time == normalize(say_time(start))
+    assert read_backs[0].day == normalize(say_date(day))
+    assert f"with {normalize(appointment['provider'])} on" in read_backs[0].words
+    # ... and the receptionist's own record of the read-back agrees
     said = [text for speaker, text in record["transcript"] if speaker == "receptionist"]
     read_back = next(line for line in said if line.startswith("Let me confirm"))
-    start = dt.time.fromisoformat(appointment["time"])
     assert say_time(start) in read_back
-    assert f"with {appointment['provider']}" in read_back
-    booked_day = dt.date.fromisoformat(appointment["date"])
-    assert booked_day.weekday() == 1  # "next Tuesday"
-    assert start < dt.time(12, 0)  # "morning"
     tools = [c["name"] for c in record["tool_calls"]]
     assert tools.count("book") == 1 and "verify_identity" in tools
     assert report.hung_up_by == "receptionist"
-    with sqlite3.connect(tmp_path / "reddytalk.sqlite3") as db:
-        patient = db.execute(
+    with sqlite3.connect(call.data_dir / "reddytalk.sqlite3") as db:
+        booked_for = db.execute(
             "SELECT given_name, family_name FROM patients WHERE patient_id = ?",
             (appointment["patient_id"],),
         ).fetchone()
@@ -63,7 +135,7 @@ def test_booking_call_books_the_read_back_slot(tmp_path: Path) -> None:
             "WHERE appointment_id = ?)",
             (appointment["appointment_id"],),
         ).fetchone()
-    assert patient == ("Robert", "Taylor")
+    assert booked_for == patient
     assert slot == ("busy",)
 
 
@@ -75,13 +147,15 @@ def test_booking_call_books_the_read_back_slot(tmp_path: Path) -> None:
         ("cancel.yaml", "cancelled"),
     ],
 )
-def test_scenarios_end_as_expected(scenario: str, outcome: str, tmp_path: Path) -> None:
-    record, _ = _run(scenario, tmp_path)
-    assert record["outcome"] == outcome
+def test_scenarios_end_as_expected(
+    scenario: str, outcome: str, calls: dict[str, Call | BaseException]
+) -> None:
+    assert _finished(calls, scenario).record["outcome"] == outcome
 
 
-def test_barge_in_stops_the_greeting(tmp_path: Path) -> None:
-    record, report = _run("barge-in.yaml", tmp_path)
+def test_barge_in_stops_the_greeting(calls: dict[str, Call | BaseException]) -> None:
+    call = _finished(calls, "barge-in.yaml")
+    record, report = call.record, call.report
     assert report.stop_audio_count >= 1
     greeting = record["transcript"][0]
     assert greeting[0] == "receptionist" and greeting[1].endswith("[interrupted]")
