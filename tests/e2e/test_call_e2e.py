@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +46,36 @@ async def _call(scenario: str, data_dir: Path) -> Call:
         return Call(await _call_record(settings, report), report, data_dir)
 
 
+class _Recorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(f"{record.name} {record.getMessage()} {record.exc_text or ''}")
+
+
 @pytest.fixture(scope="module")
-def calls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Call | BaseException]:
+def log_lines() -> Iterator[list[str]]:
+    """Every log message of the calls, as raised (before any redaction filter)."""
+    recorder = _Recorder()
+    root, ours = logging.getLogger(), [logging.getLogger(n) for n in ("reddytalk", "media_worker")]
+    saved = root.level, [logger.level for logger in ours]
+    root.addHandler(recorder)
+    root.setLevel(logging.INFO)
+    for logger in ours:
+        logger.setLevel(logging.DEBUG)
+    yield recorder.messages
+    root.removeHandler(recorder)
+    root.setLevel(saved[0])
+    for logger, level in zip(ours, saved[1], strict=True):
+        logger.setLevel(level)
+
+
+@pytest.fixture(scope="module")
+def calls(
+    tmp_path_factory: pytest.TempPathFactory, log_lines: list[str]
+) -> dict[str, Call | BaseException]:
     """Every scenario, called at once (each call is real time; together ~1.5 min, not 5).
 
     Each call has its own receptionist and store, so no call sees another's booking.
@@ -79,6 +109,20 @@ def test_every_scenario_file_is_called(calls: dict[str, Call | BaseException]) -
     }
     for name in calls:
         _finished(calls, name)
+
+
+def test_no_phi_in_the_logs_of_any_call(
+    calls: dict[str, Call | BaseException], log_lines: list[str]
+) -> None:
+    assert log_lines, "the calls logged nothing at all: the recorder is not attached"
+    finished = [_finished(calls, name) for name in calls]
+    phi = {"Robert", "Taylor", "Sarah", "Johnson", "Linda", "Wilson", "1980", "1960", "1975"}
+    phi |= {"5555550123", "nineteen eighty"}  # the caller's number, a date of birth as said
+    for call in finished:
+        phi |= {text for _, text in call.record["transcript"] if len(text) > 12}
+        phi |= {turn.said for turn in call.report.turns if len(turn.said) > 12}
+    leaks = [(line, word) for line in log_lines for word in phi if word.lower() in line.lower()]
+    assert not leaks
 
 
 @pytest.mark.parametrize(
