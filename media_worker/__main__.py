@@ -18,6 +18,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        access_log=False,  # a call's URL holds the dialled number
         ws_max_size=1 << 20,
     )
 

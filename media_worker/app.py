@@ -58,7 +58,9 @@ async def _call(websocket: WebSocket) -> None:
     await receptionist.take_call(
         call_id=call_id, clinic=clinic, inbound=_frames(websocket), send=websocket.send_text
     )
-    with contextlib.suppress(RuntimeError):
+    # The caller has usually hung up already: closing again raises (uvicorn's
+    # ClientDisconnected as WebSocketDisconnect, or RuntimeError after a close).
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
         await websocket.close()
 
 

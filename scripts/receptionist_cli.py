@@ -51,9 +51,14 @@ def _is_listening(host: str, port: int) -> bool:
 async def _receptionist(settings: Settings) -> Any:
     """Serve the media worker in this process; yield its ws:// URL."""
     config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None,
-        lifespan="on", ws_max_size=1 << 20,
-    )  # fmt: skip
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,  # a call's URL holds the dialled number
+        lifespan="on",
+        ws_max_size=1 << 20,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(), name="media-worker")
     while not server.started:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any
 
 from reddytalk.errors import MalformedMessage
@@ -90,7 +91,7 @@ def parse_inbound(text: str | bytes, *, audio_format: AudioFormat | None) -> Inb
         if tone not in _DTMF_TONES:
             raise MalformedMessage("unknown DTMF tone")
         return DtmfTone(tone)
-    raise MalformedMessage(f"unknown kind {str(kind)[:40]!r}")
+    raise MalformedMessage(f"unknown kind {_kind_name(kind)}")
 
 
 def _parse_metadata(meta: dict[str, Any]) -> AudioFormat:
@@ -145,7 +146,7 @@ def parse_outbound(text: str) -> bytes | None:
             return base64.b64decode(message["AudioData"]["Data"], validate=True)
     except (ValueError, KeyError, TypeError, binascii.Error) as error:
         raise MalformedMessage("bad outbound message") from error
-    raise MalformedMessage(f"unknown outbound kind {str(kind)[:40]!r}")
+    raise MalformedMessage(f"unknown outbound kind {_kind_name(kind)}")
 
 
 def encode_audio_metadata(audio_format: AudioFormat, *, subscription_id: str) -> str:
@@ -182,3 +183,10 @@ def encode_audio_data(pcm: bytes, *, timestamp: str, participant_raw_id: str) ->
 def encode_dtmf(tone: str) -> str:
     """Inbound ``DtmfData`` (the local caller uses this)."""
     return json.dumps({"kind": "DtmfData", "dtmfData": {"data": tone}})
+
+
+def _kind_name(kind: object) -> str:
+    """A kind fit for a log line: a short identifier as is, anything else withheld."""
+    if isinstance(kind, str) and re.fullmatch(r"[A-Za-z]{1,32}", kind):
+        return repr(kind)
+    return "(not an identifier; withheld)"
