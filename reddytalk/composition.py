@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from reddytalk.calls.service import Receptionist
 from reddytalk.calls.session import CallTuning
+from reddytalk.ports import CallControl, CallStore
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.providers.seed import seed_demo
 from reddytalk.providers.store.sqlite import SqliteStore
@@ -14,8 +15,10 @@ from reddytalk.providers.store.sqlite_db import SqliteDb
 from reddytalk.providers.stt.pocketsphinx import PocketsphinxSpeechToText
 from reddytalk.providers.tts.espeak import EspeakTextToSpeech
 from reddytalk.settings import Settings
+from reddytalk.telephony.acs_auth import AcsTokenVerifier
+from reddytalk.telephony.call_automation import AcsCallControl
 
-__all__ = ["build_receptionist"]
+__all__ = ["build_call_control", "build_receptionist", "build_store", "build_token_verifier"]
 
 
 def _utc_now() -> dt.datetime:
@@ -46,4 +49,37 @@ async def build_receptionist(
             barge_in_ms=settings.barge_in_ms,
         ),
         clock=clock,
+    )
+
+
+def build_store(settings: Settings) -> CallStore:
+    """ReddyTalk's own records (the SQLite file under ``settings.data_dir``)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteStore(db=SqliteDb(settings.store_path))
+
+
+def build_call_control(settings: Settings) -> CallControl:
+    """ACS Call Automation, from its connection string.
+
+    Raises:
+        ValueError: No connection string is configured.
+    """
+    if not settings.acs_connection_string:
+        raise ValueError("REDDYTALK_ACS_CONNECTION_STRING is not set")
+    return AcsCallControl(
+        connection_string=settings.acs_connection_string,
+        cognitive_services_endpoint=settings.cognitive_services_endpoint or None,
+    )
+
+
+def build_token_verifier(settings: Settings) -> AcsTokenVerifier:
+    """The verifier of ACS's JWTs, for the configured ACS resource.
+
+    Raises:
+        ValueError: No ACS resource id (the tokens' audience) is configured.
+    """
+    if not settings.acs_resource_id:
+        raise ValueError("REDDYTALK_ACS_RESOURCE_ID is not set")
+    return AcsTokenVerifier(
+        audience=settings.acs_resource_id, openid_config_url=settings.acs_openid_config_url
     )

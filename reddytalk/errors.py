@@ -2,6 +2,7 @@
 
     ReddyTalkError
     ├── MalformedMessage        bad input from the wire (JSON, kind, base64, frame size)
+    ├── Unauthorized            a request or connection whose credentials do not check out
     ├── ProviderError           an engine or service failed; ``retryable`` says if a retry may help
     └── SchedulingError         a request the schedule refuses, with a reason the caller can hear
         ├── SlotUnavailable     someone else took the slot, or it never existed
@@ -19,6 +20,7 @@ __all__ = [
     "SchedulingError",
     "SlotUnavailable",
     "TimeNotBookable",
+    "Unauthorized",
 ]
 
 
@@ -28,6 +30,10 @@ class ReddyTalkError(Exception):
 
 class MalformedMessage(ReddyTalkError):
     """A message from the wire that cannot be understood. It is skipped, never fatal."""
+
+
+class Unauthorized(ReddyTalkError):
+    """A request or connection failed authentication; ``str(error)`` names why, no token."""
 
 
 class ProviderError(ReddyTalkError):

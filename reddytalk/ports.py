@@ -16,6 +16,7 @@ from reddytalk.scheduling.model import Appointment, Clinic, Patient, Slot
 
 __all__ = [
     "AuditEvent",
+    "CallControl",
     "CallRecord",
     "CallStore",
     "DialoguePolicy",
@@ -169,3 +170,53 @@ class CallStore(Protocol):
 
     async def record_audit(self, event: AuditEvent) -> None:
         """Append an audit record."""
+
+    async def claim(self, key: str) -> bool:
+        """Claim ``key`` once: True the first time, False for every later claim.
+
+        The idempotency record behind at-least-once deliveries: the same Event
+        Grid event or callback delivered twice acts once. Atomic across processes.
+        """
+
+    async def release(self, key: str) -> None:
+        """Give up a claim whose work failed, so a redelivery may try again."""
+
+
+class CallControl(Protocol):
+    """Telephony call control: what ACS Call Automation does for a call.
+
+    Errors are ``ProviderError`` (``retryable`` when the service said so: 429, 5xx,
+    timeouts). Phone numbers are E.164; no method logs them.
+    """
+
+    async def answer(
+        self,
+        *,
+        incoming_call_context: str,
+        callback_url: str,
+        media_url: str,
+        sample_rate_hz: int,
+        operation_context: str,
+    ) -> str:
+        """Answer with bidirectional PCM media streaming to ``media_url``; the connection id."""
+        ...
+
+    async def reject(self, *, incoming_call_context: str) -> None:
+        """Decline a call nobody here should answer (an unknown number)."""
+        ...
+
+    async def play_text(
+        self, *, call_connection_id: str, text: str, voice_name: str, operation_context: str
+    ) -> None:
+        """Have the telephony service itself say ``text`` (when the media stream failed)."""
+        ...
+
+    async def transfer(
+        self, *, call_connection_id: str, to_phone_number: str, operation_context: str
+    ) -> None:
+        """Hand the call to a phone number (the clinic's staff line)."""
+        ...
+
+    async def hang_up(self, *, call_connection_id: str) -> None:
+        """End the call for everyone."""
+        ...

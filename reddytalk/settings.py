@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from reddytalk.telephony.acs_auth import ACS_OPENID_CONFIG_URL
 
 __all__ = ["Settings"]
 
@@ -42,6 +44,17 @@ class Settings:
         barge_in_ms: Caller speech over an answer that interrupts it.
         voice: The receptionist's espeak-ng voice.
         log_level: Root log level.
+        acs_connection_string: ACS Call Automation's connection string (a secret:
+            a Key Vault reference in Azure; never in repr).
+        acs_resource_id: The ACS resource's ``immutableResourceId``: the audience
+            of the JWTs ACS signs on callbacks and media connections.
+        acs_openid_config_url: Where ACS publishes its signing keys' OpenID
+            configuration (the documented URL unless a test serves its own).
+        cognitive_services_endpoint: The Speech resource ACS speaks through when
+            it plays text itself (the apology when the media stream fails).
+        public_functions_url: The Functions app's public origin (callbacks go to
+            ``<it>/api/call_events``).
+        public_media_url: The media worker's public ``wss://`` origin.
     """
 
     profile: str = "embedded"
@@ -52,6 +65,12 @@ class Settings:
     barge_in_ms: int = 200
     voice: str = "en-us+m3"
     log_level: str = "INFO"
+    acs_connection_string: str = field(default="", repr=False)
+    acs_resource_id: str = ""
+    acs_openid_config_url: str = ACS_OPENID_CONFIG_URL
+    cognitive_services_endpoint: str = ""
+    public_functions_url: str = "http://127.0.0.1:7071"
+    public_media_url: str = "ws://127.0.0.1:8765"
 
     @property
     def store_path(self) -> Path:
@@ -76,4 +95,12 @@ class Settings:
             barge_in_ms=_int(env, "REDDYTALK_BARGE_IN_MS", 200, 60, 2000),
             voice=env.get("REDDYTALK_VOICE", "en-us+m3"),
             log_level=env.get("REDDYTALK_LOG_LEVEL", "INFO").upper(),
+            acs_connection_string=env.get("REDDYTALK_ACS_CONNECTION_STRING", ""),
+            acs_resource_id=env.get("REDDYTALK_ACS_RESOURCE_ID", ""),
+            acs_openid_config_url=env.get(
+                "REDDYTALK_ACS_OPENID_CONFIG_URL", ACS_OPENID_CONFIG_URL
+            ),
+            cognitive_services_endpoint=env.get("REDDYTALK_COGNITIVE_SERVICES_ENDPOINT", ""),
+            public_functions_url=env.get("REDDYTALK_PUBLIC_FUNCTIONS_URL", "http://127.0.0.1:7071"),
+            public_media_url=env.get("REDDYTALK_PUBLIC_MEDIA_URL", "ws://127.0.0.1:8765"),
         )

@@ -28,6 +28,7 @@ from reddytalk.scheduling.model import (
 __all__ = [
     "DEMO_CLINIC_ID",
     "DEMO_PHONE_NUMBER",
+    "DEMO_STAFF_NUMBER",
     "SEED_DAYS",
     "demo_clinic",
     "demo_slots",
@@ -36,6 +37,7 @@ __all__ = [
 
 DEMO_CLINIC_ID = "reddy-family-clinic"
 DEMO_PHONE_NUMBER = "+15550100200"
+DEMO_STAFF_NUMBER = "+15550100299"
 SEED_DAYS = 14
 
 # Namespace of the seed's deterministic slot ids (uuid5 over clinic, provider, start).
@@ -77,6 +79,7 @@ def demo_clinic() -> Clinic:
             ),
         ),
         slot_minutes=30,
+        staff_phone_number=DEMO_STAFF_NUMBER,
     )
 
 

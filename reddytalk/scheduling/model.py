@@ -62,6 +62,10 @@ class Clinic:
     providers: tuple[Provider, ...]
     appointment_types: tuple[AppointmentType, ...]
     slot_minutes: int = 30
+    stream_sample_rate_hz: int = 16_000
+    """The rate ACS streams the call's audio at (16 000 or 24 000 Hz)."""
+    staff_phone_number: str | None = None
+    """Where "speak to staff" and failures transfer the caller (E.164)."""
 
     @property
     def tz(self) -> ZoneInfo:

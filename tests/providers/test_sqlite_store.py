@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import sqlite3
 from collections.abc import Iterator
@@ -187,3 +188,34 @@ def test_a_file_held_by_another_writer_is_a_retryable_error(db_path: Path) -> No
         assert caught.value.retryable is True
         asyncio.run(store.save_call(_call()))  # the connection is usable again
         assert asyncio.run(store.get_call("call-1")) == _call()
+
+
+def test_a_key_is_claimed_once_across_connections(store: SqliteStore, db_path: Path) -> None:
+    assert asyncio.run(store.claim("incoming-call:c1")) is True
+    assert asyncio.run(store.claim("incoming-call:c1")) is False
+    with SqliteDb(db_path) as other_db:  # another process's connection to the same file
+        assert asyncio.run(SqliteStore(db=other_db).claim("incoming-call:c1")) is False
+        assert asyncio.run(SqliteStore(db=other_db).claim("incoming-call:c2")) is True
+
+
+def test_concurrent_claims_of_one_key_have_one_winner(store: SqliteStore) -> None:
+    async def claims() -> list[bool]:
+        return list(await asyncio.gather(*(store.claim("call-event:e1") for _ in range(20))))
+
+    assert sorted(asyncio.run(claims())) == [False] * 19 + [True]
+
+
+def test_a_released_claim_can_be_claimed_again(store: SqliteStore) -> None:
+    asyncio.run(store.claim("k"))
+    asyncio.run(store.release("k"))
+    assert asyncio.run(store.claim("k")) is True
+
+
+def test_a_clinic_keeps_its_stream_rate_and_staff_number(store: SqliteStore) -> None:
+    clinic = dataclasses.replace(
+        demo_clinic(), stream_sample_rate_hz=24_000, staff_phone_number="+15550100777"
+    )
+    asyncio.run(store.save_clinic(clinic))
+    found = asyncio.run(store.get_clinic(DEMO_CLINIC_ID))
+    assert found is not None
+    assert (found.stream_sample_rate_hz, found.staff_phone_number) == (24_000, "+15550100777")

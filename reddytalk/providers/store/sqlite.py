@@ -145,6 +145,26 @@ class SqliteStore:
 
         await self._db.run(work)
 
+    async def claim(self, key: str) -> bool:
+        """Claim ``key`` once (the primary key makes it atomic across processes)."""
+        at = to_utc_iso(dt.datetime.now(dt.UTC))
+
+        def work(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO claims (claim_key, claimed_at) VALUES (?, ?)", (key, at)
+            )
+            return cursor.rowcount == 1
+
+        return await self._db.run(work)
+
+    async def release(self, key: str) -> None:
+        """Give up a claim so a redelivery may try again."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM claims WHERE claim_key = ?", (key,))
+
+        await self._db.run(work)
+
     async def audit_trail(self, call_id: str) -> list[AuditEvent]:
         """The audit records of one call, in the order they were appended."""
 
@@ -189,6 +209,8 @@ def clinic_to_document(clinic: Clinic) -> dict[str, Any]:
         "address": clinic.address,
         "time_zone": clinic.time_zone,
         "slot_minutes": clinic.slot_minutes,
+        "stream_sample_rate_hz": clinic.stream_sample_rate_hz,
+        "staff_phone_number": clinic.staff_phone_number,
         "hours": [
             {"weekday": h.weekday, "opens": h.opens.isoformat(), "closes": h.closes.isoformat()}
             for h in clinic.hours
@@ -222,6 +244,8 @@ def clinic_from_document(document: dict[str, Any]) -> Clinic:
         address=document["address"],
         time_zone=document["time_zone"],
         slot_minutes=int(document["slot_minutes"]),
+        stream_sample_rate_hz=int(document.get("stream_sample_rate_hz", 16_000)),
+        staff_phone_number=document.get("staff_phone_number"),
         hours=tuple(
             OpeningHours(
                 weekday=int(h["weekday"]),

@@ -68,6 +68,11 @@ _SCHEMA: tuple[str, ...] = (
         details TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS audit_by_call ON audit (call_id, seq)",
+    # Idempotency: at-least-once deliveries (Event Grid, callbacks) act once per key.
+    """CREATE TABLE IF NOT EXISTS claims (
+        claim_key TEXT PRIMARY KEY,
+        claimed_at TEXT NOT NULL
+    )""",
     # The audit trail is append-only: the file itself refuses edits and deletes.
     """CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
         BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END""",

@@ -1,0 +1,142 @@
+"""Answering a ringing call: the clinic by the dialled number, once per call."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reddytalk.calls.answering import (
+    AlreadyHandled,
+    Answered,
+    CallLinks,
+    Rejected,
+    answer_incoming_call,
+)
+from reddytalk.errors import ProviderError
+from reddytalk.providers.seed import DEMO_CLINIC_ID, demo_clinic
+from reddytalk.providers.store.sqlite import SqliteStore
+from reddytalk.providers.store.sqlite_db import SqliteDb
+from reddytalk.telephony.acs_events import IncomingCall
+
+LINKS = CallLinks(
+    callback_url="https://fn.example/api/call_events", media_base_url="wss://media.example"
+)
+
+
+class RecordingCallControl:
+    """A CallControl double that records requests and can fail on answer."""
+
+    def __init__(self, *, fail_with: ProviderError | None = None) -> None:
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.fail_with = fail_with
+
+    async def answer(self, **request: Any) -> str:
+        self.requests.append(("answer", request))
+        if self.fail_with is not None:
+            raise self.fail_with
+        return "conn-1"
+
+    async def reject(self, **request: Any) -> None:
+        self.requests.append(("reject", request))
+
+    async def play_text(self, **request: Any) -> None:
+        self.requests.append(("play_text", request))
+
+    async def transfer(self, **request: Any) -> None:
+        self.requests.append(("transfer", request))
+
+    async def hang_up(self, **request: Any) -> None:
+        self.requests.append(("hang_up", request))
+
+
+def _call(to_number: str = "+15550100200", call_id: str = "corr-1") -> IncomingCall:
+    return IncomingCall(
+        correlation_id=call_id,
+        to_number=to_number,
+        from_number="+15555550123",
+        incoming_call_context="ctx-1",
+        server_call_id="server-1",
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    store = SqliteStore(db=SqliteDb(tmp_path / "store.sqlite3"))
+    asyncio.run(store.save_clinic(demo_clinic()))
+    return store
+
+
+def _answer(
+    store: SqliteStore, control: RecordingCallControl, call: IncomingCall, followed: list[str]
+) -> Answered | Rejected | AlreadyHandled:
+    async def follow(call_id: str, clinic_id: str) -> None:
+        # the session must be followed before ACS hears the answer
+        assert not [r for r, _ in control.requests if r == "answer"]
+        followed.append(f"{call_id}@{clinic_id}")
+
+    return asyncio.run(
+        answer_incoming_call(call, store=store, control=control, links=LINKS, follow_call=follow)
+    )
+
+
+def test_a_call_to_a_clinic_number_is_followed_then_answered_with_media(
+    store: SqliteStore,
+) -> None:
+    control, followed = RecordingCallControl(), []
+    result = _answer(store, control, _call(), followed)
+    assert result == Answered("corr-1", DEMO_CLINIC_ID, "conn-1")
+    assert followed == [f"corr-1@{DEMO_CLINIC_ID}"]
+    [(name, request)] = control.requests
+    assert name == "answer"
+    assert request == {
+        "incoming_call_context": "ctx-1",
+        "callback_url": "https://fn.example/api/call_events",
+        "media_url": f"wss://media.example/calls/corr-1?clinic={DEMO_CLINIC_ID}",
+        "sample_rate_hz": 16_000,
+        "operation_context": "answer:corr-1",
+    }
+    trail = asyncio.run(store.audit_trail("corr-1"))
+    assert [e.action for e in trail] == ["call.answered"]
+
+
+def test_an_unknown_number_is_rejected_and_nothing_is_followed(store: SqliteStore) -> None:
+    control, followed = RecordingCallControl(), []
+    result = _answer(store, control, _call(to_number="+15559999999"), followed)
+    assert isinstance(result, Rejected)
+    assert control.requests == [("reject", {"incoming_call_context": "ctx-1"})]
+    assert followed == []
+
+
+def test_the_same_event_delivered_twice_answers_once(store: SqliteStore) -> None:
+    control, followed = RecordingCallControl(), []
+    first = _answer(store, control, _call(), followed)
+    second = _answer(store, control, _call(), followed)
+    assert isinstance(first, Answered)
+    assert second == AlreadyHandled("corr-1")
+    assert [name for name, _ in control.requests] == ["answer"]
+    assert len(followed) == 1
+
+
+def test_a_retryable_failure_lets_the_redelivery_answer(store: SqliteStore) -> None:
+    failing = RecordingCallControl(fail_with=ProviderError("ACS busy", retryable=True))
+    with pytest.raises(ProviderError):
+        _answer(store, failing, _call(), [])
+    control = RecordingCallControl()
+    assert isinstance(_answer(store, control, _call(), []), Answered)
+
+
+def test_a_permanent_failure_is_not_retried(store: SqliteStore) -> None:
+    failing = RecordingCallControl(fail_with=ProviderError("call gone", retryable=False))
+    with pytest.raises(ProviderError):
+        _answer(store, failing, _call(), [])
+    control = RecordingCallControl()
+    assert _answer(store, control, _call(), []) == AlreadyHandled("corr-1")
+    assert control.requests == []
+
+
+def test_media_url_escapes_the_call_id() -> None:
+    url = LINKS.media_url(call_id="a/b?c", clinic_id="x y")
+    assert url == "wss://media.example/calls/a%2Fb%3Fc?clinic=x+y"

@@ -1,0 +1,36 @@
+"""Settings come from REDDYTALK_* variables, checked, with secrets kept out of repr."""
+
+from __future__ import annotations
+
+import pytest
+
+from reddytalk.settings import Settings
+from reddytalk.telephony.acs_auth import ACS_OPENID_CONFIG_URL
+
+
+def test_defaults_are_the_embedded_profile_on_loopback() -> None:
+    settings = Settings.from_env({})
+    assert (settings.profile, settings.host, settings.port) == ("embedded", "127.0.0.1", 8765)
+    assert settings.acs_openid_config_url == ACS_OPENID_CONFIG_URL
+
+
+def test_call_control_settings_are_read_and_the_secret_is_not_shown() -> None:
+    settings = Settings.from_env({
+        "REDDYTALK_ACS_CONNECTION_STRING": "endpoint=https://acs.example/;accesskey=c2VjcmV0",
+        "REDDYTALK_ACS_RESOURCE_ID": "2f0d0c8e-resource",
+        "REDDYTALK_PUBLIC_FUNCTIONS_URL": "https://fn.example",
+        "REDDYTALK_PUBLIC_MEDIA_URL": "wss://media.example",
+    })  # fmt: skip
+    assert settings.acs_resource_id == "2f0d0c8e-resource"
+    assert settings.public_media_url == "wss://media.example"
+    assert settings.acs_connection_string.endswith("accesskey=c2VjcmV0")
+    assert "c2VjcmV0" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("REDDYTALK_PORT", "http"), ("REDDYTALK_PORT", "70000"), ("REDDYTALK_PROFILE", "staging")],
+)
+def test_a_bad_value_is_refused_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        Settings.from_env({name: value})
