@@ -41,6 +41,17 @@ class Pacer:
         """Start a new schedule: the next frame goes out at once."""
         self._next_at = None
 
+    def restart_if_idle(self) -> None:
+        """Start a new schedule only if the current one's next slot has passed.
+
+        For a sender that found nothing to send: after a real gap (between
+        answers, or a synthesizer that fell behind) the next frame goes out at
+        once instead of in a catch-up burst; but audio that merely arrives in
+        small pieces faster than real time keeps its 20 ms schedule.
+        """
+        if self._next_at is not None and self._next_at <= self._clock():
+            self._next_at = None
+
     async def wait_for_slot(self) -> float:
         """Sleep until the next frame's slot; return how late it is in ms (>= 0)."""
         now = self._clock()

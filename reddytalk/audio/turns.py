@@ -78,9 +78,14 @@ class TurnDetector:
         """Whether the caller is in the middle of a turn."""
         return self._is_speaking
 
-    def speech_ms(self, now_ms: float) -> float:
-        """How long the current speech has lasted (0 when not speaking)."""
-        return now_ms - self._speech_started_ms if self._is_speaking else 0.0
+    def voiced_ms(self) -> float:
+        """From the start of the current speech to its last voiced frame (0 when not speaking).
+
+        It stops growing in the silence after a sound, so a click or a cough
+        followed by silence never adds up to a barge-in while the detector waits
+        for the end of the turn.
+        """
+        return self._last_voiced_end_ms - self._speech_started_ms if self._is_speaking else 0.0
 
     def is_voiced(self, pcm: bytes) -> bool:
         """webrtcvad's verdict on one frame, gated by energy.

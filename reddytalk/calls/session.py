@@ -47,6 +47,7 @@ __all__ = ["CallSummary", "CallTuning", "CallSession"]
 
 log = logging.getLogger(__name__)
 _RECOGNIZER_RATE_HZ = 16_000
+_FRAME_16K_BYTES = 640  # 20 ms of 16-bit mono at 16 kHz: what VAD and recognizer take
 _PREROLL_FRAMES = 10
 
 
@@ -90,6 +91,8 @@ class _Utterance:
     timings: TurnTimings | None
     pcm: list[bytes] | None = None  # pre-synthesized audio (the greeting)
     is_started: bool = False
+    is_dropped: bool = False  # interrupted: none of its frames may go out any more
+    is_noted: bool = False  # in the transcript (or never started): accounted for
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +136,7 @@ class CallSession:
         self._format_known = asyncio.Event()
         self._turns = TurnDetector(end_of_turn_silence_ms=tuning.end_of_turn_silence_ms)
         self._to_16k: StreamResampler | None = None
+        self._carry16 = b""  # resampled audio short of a whole 20 ms frame
         self._preroll: collections.deque[bytes] = collections.deque(maxlen=_PREROLL_FRAMES)
         self._turn_queue: asyncio.Queue[tuple[Awaitable[Transcript], TurnTimings]] = (
             asyncio.Queue()
@@ -141,7 +145,9 @@ class CallSession:
         self._frame_queue: asyncio.Queue[_Frame | _Hangup] = asyncio.Queue()
         self._synthesizing: asyncio.Task[None] | None = None
         self._synth_item: _Utterance | None = None
-        self._stop_task: asyncio.Future[None] | None = None
+        self._stop_task: asyncio.Task[None] | None = None
+        self._send_lock = asyncio.Lock()
+        self._sending: _Utterance | None = None  # the utterance whose frames are going out
         self._in_flight = 0
         self._pacer = Pacer()
         self._send: Callable[[str], Awaitable[None]] | None = None
@@ -162,13 +168,16 @@ class CallSession:
                 think = tasks.create_task(self._think(), name="think")
                 synthesize = tasks.create_task(self._synthesize(), name="synthesize")
                 sender = tasks.create_task(self._send_frames(), name="send")
-                tasks.create_task(self._open_recognizer(), name="open-recognizer")
+                opener = tasks.create_task(self._open_recognizer(), name="open-recognizer")
                 await asyncio.wait({listen, sender}, return_when=asyncio.FIRST_COMPLETED)
-                for task in (listen, think, synthesize, sender):
+                for task in (listen, think, synthesize, sender, opener):
                     task.cancel()
         finally:
             if self._recognizer is not None:
                 self._recognizer.close()
+            cut_off = self._sending
+            if cut_off is not None and cut_off.is_started and not cut_off.is_noted:
+                self._note_said(cut_off, interrupted=True)  # the call ended mid-sentence
         return self.summary
 
     async def _open_recognizer(self) -> None:
@@ -196,7 +205,6 @@ class CallSession:
                 self._on_audio(message.pcm)
             elif isinstance(message, DtmfTone):
                 log.info("caller pressed a key")
-        self.summary.ending = self.summary.ending or "caller_hung_up"
 
     def _on_metadata(self, audio_format: AudioFormat) -> None:
         if self._format_known.is_set() and audio_format == self._format:
@@ -210,9 +218,15 @@ class CallSession:
         if self._to_16k is None:
             self._on_metadata(self._format)
         assert self._to_16k is not None
-        pcm16 = self._to_16k.push(pcm)
-        if len(pcm16) != 640:  # resampler start-up; webrtcvad needs whole frames
-            return
+        # A streaming resampler does not return one 20 ms frame per 20 ms frame (from
+        # 24 kHz, soxr gives 0 or ~980 bytes at a time): re-frame what it returns.
+        self._carry16 += self._to_16k.push(pcm)
+        whole = len(self._carry16) // _FRAME_16K_BYTES * _FRAME_16K_BYTES
+        frames, self._carry16 = self._carry16[:whole], self._carry16[whole:]
+        for pcm16 in frames_of(frames, _FRAME_16K_BYTES):
+            self._on_frame_16k(pcm16)
+
+    def _on_frame_16k(self, pcm16: bytes) -> None:
         now = self.now_ms()
         event = self._turns.push(pcm16, at_ms=now - 20)
         self._preroll.append(pcm16)
@@ -223,7 +237,7 @@ class CallSession:
                 recognizer.accept(frame)
         elif self._turns.is_speaking and recognizer is not None:
             recognizer.accept(pcm16)
-        if self._turns.speech_ms(now) >= self._tuning.barge_in_ms and self._is_answering:
+        if self._turns.voiced_ms() >= self._tuning.barge_in_ms and self._is_answering:
             self._barge_in()
         if isinstance(event, SpeechEnded):
             timings = TurnTimings(
@@ -256,10 +270,21 @@ class CallSession:
                     self._note_said(item, interrupted=True)
                 elif item.message is None:
                     self._note_said(item.utterance, interrupted=True)
+        # The sender may hold one frame, waiting for its slot: it must not follow StopAudio.
+        if self._sending is not None and not self._sending.is_noted:
+            self._note_said(self._sending, interrupted=True)
         for hangup in hangups:
             self._frame_queue.put_nowait(hangup)
         if self._send is not None:
-            self._stop_task = asyncio.ensure_future(self._send(acs_media.STOP_AUDIO))
+            self._stop_task = asyncio.create_task(self._send_stop_audio(), name="stop-audio")
+
+    async def _send_stop_audio(self) -> None:
+        try:
+            async with self._send_lock:
+                assert self._send is not None
+                await self._send(acs_media.STOP_AUDIO)
+        except Exception as error:  # the transport is gone; the listen task will see it too
+            log.warning("StopAudio could not be sent: %s", type(error).__name__)
 
     # -- think ----------------------------------------------------------------
 
@@ -353,7 +378,7 @@ class CallSession:
         assert self._send is not None
         while True:
             if self._frame_queue.empty():
-                self._pacer.restart()
+                self._pacer.restart_if_idle()
             frame = await self._frame_queue.get()
             if isinstance(frame, EndCall | TransferToStaff):
                 await asyncio.sleep(self._tuning.hangup_grace_ms / 1000)
@@ -364,9 +389,16 @@ class CallSession:
             item = frame.utterance
             if frame.message is None:  # the utterance's last frame went out
                 self._note_said(item, interrupted=False)
+                self._sending = None
                 continue
+            if item.is_dropped:
+                continue
+            self._sending = item
             await self._pacer.wait_for_slot()
-            await self._send(frame.message)
+            if item.is_dropped:  # barged in on while this frame waited for its slot
+                continue
+            async with self._send_lock:
+                await self._send(frame.message)
             if not item.is_started:
                 item.is_started = True
                 now = self.now_ms()
@@ -380,10 +412,16 @@ class CallSession:
         return self._in_flight > 0
 
     def _note_said(self, item: _Utterance, *, interrupted: bool) -> None:
+        if item.is_noted:
+            return
+        item.is_noted = True
+        item.is_dropped = interrupted
         self._in_flight -= 1
         if item.is_started:
             suffix = " [interrupted]" if interrupted else ""
             self.summary.transcript.append(("receptionist", item.text + suffix))
+            if interrupted and item.timings is not None:
+                item.timings.was_interrupted = True
 
 
 async def _replay(chunks: list[bytes]) -> AsyncIterator[bytes]:

@@ -127,3 +127,23 @@ def test_default_clock_and_sleep_pace_in_real_time() -> None:
         return loop.time() - t0
 
     assert asyncio.run(run()) >= 0.015 - 0.002
+
+
+def test_restart_if_idle_keeps_the_schedule_of_audio_arriving_early() -> None:
+    vt = VirtualTime()
+    pacer = _pacer(vt)
+
+    async def run() -> None:
+        start = vt.now
+        for n in range(5):
+            pacer.restart_if_idle()  # the queue ran dry between small chunks, ahead of time
+            await pacer.wait_for_slot()
+            assert vt.now == pytest.approx(start + n * 0.020)
+        vt.now += 1.0  # a real gap: the next slot is long past
+        pacer.restart_if_idle()
+        gap_end = vt.now
+        assert await pacer.wait_for_slot() == 0.0
+        await pacer.wait_for_slot()
+        assert vt.now == pytest.approx(gap_end + 0.020)  # a new schedule, no burst
+
+    asyncio.run(run())

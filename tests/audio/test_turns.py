@@ -135,15 +135,19 @@ def test_short_pauses_do_not_end_the_turn() -> None:
     assert ended == SpeechEnded(speech_end_ms=speech_end_ms, decided_ms=speech_end_ms + 400)
 
 
-def test_speech_ms_grows_while_speaking_and_is_zero_otherwise() -> None:
+def test_voiced_ms_grows_with_voice_not_with_the_silence_after_it() -> None:
     detector = TurnDetector()
-    assert detector.speech_ms(500.0) == 0.0
+    assert detector.voiced_ms() == 0.0
     _feed(detector, VOICED[:3], start_ms=1000.0)
-    assert detector.speech_ms(1060.0) == pytest.approx(60.0)
-    assert detector.speech_ms(1500.0) == pytest.approx(500.0)
-    _feed(detector, [SILENCE] * 40, start_ms=1060.0)
+    assert detector.voiced_ms() == pytest.approx(60.0)
+    _feed(detector, [SILENCE] * 10, start_ms=1060.0)  # still in the turn, not speaking
+    assert detector.is_speaking
+    assert detector.voiced_ms() == pytest.approx(60.0)
+    _feed(detector, VOICED[3:8], start_ms=1260.0)
+    assert detector.voiced_ms() == pytest.approx(360.0)
+    _feed(detector, [SILENCE] * 40, start_ms=1360.0)
     assert not detector.is_speaking
-    assert detector.speech_ms(2000.0) == 0.0
+    assert detector.voiced_ms() == 0.0
 
 
 def test_a_second_turn_starts_fresh() -> None:
