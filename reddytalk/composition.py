@@ -66,9 +66,11 @@ def build_call_control(settings: Settings) -> CallControl:
     """
     if not settings.acs_connection_string:
         raise ValueError("REDDYTALK_ACS_CONNECTION_STRING is not set")
+    trust = {"connection_verify": settings.acs_ca_file} if settings.acs_ca_file else None
     return AcsCallControl(
         connection_string=settings.acs_connection_string,
         cognitive_services_endpoint=settings.cognitive_services_endpoint or None,
+        client_options=trust,
     )
 
 

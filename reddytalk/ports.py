@@ -220,3 +220,7 @@ class CallControl(Protocol):
     async def hang_up(self, *, call_connection_id: str) -> None:
         """End the call for everyone."""
         ...
+
+    async def close(self) -> None:
+        """Release the connections it holds (at process shutdown)."""
+        ...

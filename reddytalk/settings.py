@@ -50,6 +50,8 @@ class Settings:
             of the JWTs ACS signs on callbacks and media connections.
         acs_openid_config_url: Where ACS publishes its signing keys' OpenID
             configuration (the documented URL unless a test serves its own).
+        acs_ca_file: A CA bundle to trust for ACS's endpoint instead of the system's
+            (the local stack's loopback ACS only; empty in Azure).
         cognitive_services_endpoint: The Speech resource ACS speaks through when
             it plays text itself (the apology when the media stream fails).
         public_functions_url: The Functions app's public origin (callbacks go to
@@ -68,6 +70,7 @@ class Settings:
     acs_connection_string: str = field(default="", repr=False)
     acs_resource_id: str = ""
     acs_openid_config_url: str = ACS_OPENID_CONFIG_URL
+    acs_ca_file: str = ""
     cognitive_services_endpoint: str = ""
     public_functions_url: str = "http://127.0.0.1:7071"
     public_media_url: str = "ws://127.0.0.1:8765"
@@ -100,6 +103,7 @@ class Settings:
             acs_openid_config_url=env.get(
                 "REDDYTALK_ACS_OPENID_CONFIG_URL", ACS_OPENID_CONFIG_URL
             ),
+            acs_ca_file=env.get("REDDYTALK_ACS_CA_FILE", ""),
             cognitive_services_endpoint=env.get("REDDYTALK_COGNITIVE_SERVICES_ENDPOINT", ""),
             public_functions_url=env.get("REDDYTALK_PUBLIC_FUNCTIONS_URL", "http://127.0.0.1:7071"),
             public_media_url=env.get("REDDYTALK_PUBLIC_MEDIA_URL", "ws://127.0.0.1:8765"),

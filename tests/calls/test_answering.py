@@ -51,6 +51,9 @@ class RecordingCallControl:
     async def hang_up(self, **request: Any) -> None:
         self.requests.append(("hang_up", request))
 
+    async def close(self) -> None:
+        self.requests.append(("close", {}))
+
 
 def _call(to_number: str = "+15550100200", call_id: str = "corr-1") -> IncomingCall:
     return IncomingCall(

@@ -1,40 +1,29 @@
 """AcsCallControl through the real azure-communication-callautomation SDK.
 
-The SDK talks to a loopback HTTPS server standing in for the ACS Call Automation REST API: it
-records every request (method, path, query, headers, JSON body), checks the HMAC signature the
-way ACS does, and answers with the documented status codes and bodies. HTTPS, not HTTP: the SDK
-drops the scheme of a connection string's endpoint and always prefixes ``https://``, so the
-server uses a self-signed certificate made here, trusted through ``connection_verify``.
+The SDK talks to the local ACS (``scripts/local_acs.py``), a loopback HTTPS stand-in for the ACS
+Call Automation REST API: it records every request (method, path, query, headers, JSON body),
+checks the HMAC signature the way ACS does, and answers with the documented status codes and
+bodies. HTTPS, not HTTP: the SDK drops the scheme of a connection string's endpoint and always
+prefixes ``https://``, so it serves a self-signed certificate, trusted through
+``connection_verify``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
-import hashlib
-import hmac
-import ipaddress
-import json
 import logging
 import secrets
 import socket
-import ssl
 import time
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiohttp import web
 from azure.core.credentials import AccessToken
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from local_acs import LocalAcs, Recorded, TlsFiles, make_tls
 
 from reddytalk.errors import ProviderError
 from reddytalk.telephony.call_automation import AcsCallControl
@@ -51,164 +40,20 @@ MEDIA = "wss://media.reddytalk.example/ws/c1"
 PHI = (CALLER, STAFF_LINE, CONTEXT)
 
 
-@dataclass(frozen=True, slots=True)
-class Tls:
-    cert_file: Path
-    key_file: Path
-
-
 @pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     """A self-signed certificate for 127.0.0.1, its own trust anchor."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return Tls(cert_file=cert_file, key_file=key_file)
+    return make_tls(tmp_path_factory.mktemp("tls"))
 
 
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: Mapping[str, str]
-    body: Any
-    is_signed: bool
+Scenario = Callable[[LocalAcs, AcsCallControl], Awaitable[None]]
 
 
-def _hmac_authorization(key: bytes, method: str, path_qs: str, date: str, host: str, body: bytes):
-    """The Authorization header ACS expects (HMAC-SHA256 over verb, path, date, host, hash)."""
-    content_hash = base64.b64encode(hashlib.sha256(body).digest()).decode()
-    to_sign = f"{method}\n{path_qs}\n{date};{host};{content_hash}"
-    signature = base64.b64encode(hmac.new(key, to_sign.encode(), hashlib.sha256).digest())
-    return (
-        "HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256"
-        f"&Signature={signature.decode()}"
-    ), content_hash
+def _run(tls: TlsFiles, scenario: Scenario, **options: Any) -> LocalAcs:
+    """Serve, build the adapter from the local ACS's connection string, run ``scenario``, close."""
 
-
-class FakeAcs:
-    """Loopback HTTPS stand-in for ACS Call Automation that records every request.
-
-    Answers as the REST API documents (answer 200 + CallConnectionProperties, reject and
-    terminate 204, play 202, transfer 202 + TransferCallResponse) unless ``script`` holds
-    ``(status, json_body)`` answers, which are used first, in order.
-    """
-
-    def __init__(self, tls: Tls) -> None:
-        self.access_key = secrets.token_bytes(32)
-        self.requests: list[Recorded] = []
-        self.script: list[tuple[int, Any]] = []
-        self._tls = tls
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    @property
-    def connection_string(self) -> str:
-        key = base64.b64encode(self.access_key).decode()
-        return f"endpoint=https://127.0.0.1:{self.port}/;accesskey={key}"
-
-    async def __aenter__(self) -> FakeAcs:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await self._runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self._tls.cert_file, self._tls.key_file)
-        await web.SockSite(self._runner, sock, ssl_context=context).start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        expected, content_hash = _hmac_authorization(
-            self.access_key,
-            request.method,
-            request.raw_path,
-            request.headers.get("x-ms-date", ""),
-            f"127.0.0.1:{self.port}",
-            raw,
-        )
-        self.requests.append(
-            Recorded(
-                method=request.method,
-                path=request.path,
-                query=dict(request.query),
-                headers=request.headers.copy(),
-                body=json.loads(raw) if raw else None,
-                is_signed=request.headers.get("Authorization") == expected
-                and request.headers.get("x-ms-content-sha256") == content_hash,
-            )
-        )
-        status, body = self.script.pop(0) if self.script else self._documented(request.path)
-        if body is None:
-            return web.Response(status=status)
-        return web.json_response(body, status=status)
-
-    def _documented(self, path: str) -> tuple[int, Any]:
-        if path == "/calling/callConnections:answer":
-            return 200, {
-                "callConnectionId": CONNECTION_ID,
-                "serverCallId": "aHR0cHM6Ly9zZXJ2ZXItY2FsbC1pZA",
-                "callConnectionState": "connecting",
-                "callbackUri": CALLBACK,
-                "correlationId": "7d3c1e5a-0f4b-4a8e-9c2d-1b6e8f0a2c4d",
-                "mediaStreamingSubscription": {
-                    "id": "89e8cb59-b991-48b0-b154-1db84f16a077",
-                    "state": "inactive",
-                    "subscribedContentTypes": ["audio"],
-                },
-            }
-        if path.endswith(":transferToParticipant"):
-            return 202, {"operationContext": "transfer-1"}
-        if path.endswith(":play"):
-            return 202, None
-        return 204, None  # :reject, :terminate
-
-
-Scenario = Callable[[FakeAcs, AcsCallControl], Awaitable[None]]
-
-
-def _run(tls: Tls, scenario: Scenario, **options: Any) -> FakeAcs:
-    """Serve, build the adapter from the fake's connection string, run ``scenario``, close."""
-
-    async def main() -> FakeAcs:
-        async with FakeAcs(tls) as fake:
+    async def main() -> LocalAcs:
+        async with LocalAcs(tls) as fake:
             async with AcsCallControl(
                 connection_string=fake.connection_string,
                 cognitive_services_endpoint=options.pop("cognitive_services_endpoint", COGNITIVE),
@@ -263,7 +108,7 @@ ACTIONS: dict[str, Callable[[AcsCallControl], Awaitable[object]]] = {
 }
 
 
-def _only_request(fake: FakeAcs, method: str, path: str) -> Recorded:
+def _only_request(fake: LocalAcs, method: str, path: str) -> Recorded:
     assert len(fake.requests) == 1
     request = fake.requests[0]
     assert (request.method, request.path, request.query) == (
@@ -279,16 +124,17 @@ def _only_request(fake: FakeAcs, method: str, path: str) -> Recorded:
     ("sample_rate_hz", "audio_format"), [(16_000, "pcm16KMono"), (24_000, "pcm24KMono")]
 )
 def test_answer_posts_bidirectional_media_streaming(
-    tls: Tls, sample_rate_hz: int, audio_format: str
+    tls: TlsFiles, sample_rate_hz: int, audio_format: str
 ) -> None:
     connection_ids: list[str] = []
 
-    async def scenario(fake: FakeAcs, control: AcsCallControl) -> None:
+    async def scenario(fake: LocalAcs, control: AcsCallControl) -> None:
         connection_ids.append(await _answer(control, sample_rate_hz))
 
     fake = _run(tls, scenario)
     request = _only_request(fake, "POST", "/calling/callConnections:answer")
-    assert connection_ids == [CONNECTION_ID]
+    assert connection_ids == [fake.answered[0].call_connection_id]
+    assert uuid.UUID(connection_ids[0])
     assert request.body == {
         "incomingCallContext": CONTEXT,
         "callbackUri": CALLBACK,
@@ -310,24 +156,24 @@ def test_answer_posts_bidirectional_media_streaming(
     assert request.headers["Repeatability-First-Sent"].endswith(" GMT")
 
 
-def test_answer_without_cognitive_services_sends_no_call_intelligence(tls: Tls) -> None:
-    async def scenario(fake: FakeAcs, control: AcsCallControl) -> None:
+def test_answer_without_cognitive_services_sends_no_call_intelligence(tls: TlsFiles) -> None:
+    async def scenario(fake: LocalAcs, control: AcsCallControl) -> None:
         await _answer(control)
 
     fake = _run(tls, scenario, cognitive_services_endpoint=None)
     assert "callIntelligenceOptions" not in fake.requests[0].body
 
 
-def test_answer_refuses_other_sample_rates_before_any_request(tls: Tls) -> None:
-    async def scenario(fake: FakeAcs, control: AcsCallControl) -> None:
+def test_answer_refuses_other_sample_rates_before_any_request(tls: TlsFiles) -> None:
+    async def scenario(fake: LocalAcs, control: AcsCallControl) -> None:
         with pytest.raises(ValueError, match="8000"):
             await _answer(control, 8_000)
 
     assert _run(tls, scenario).requests == []
 
 
-def test_answer_without_a_connection_id_is_a_provider_error(tls: Tls) -> None:
-    async def scenario(fake: FakeAcs, control: AcsCallControl) -> None:
+def test_answer_without_a_connection_id_is_a_provider_error(tls: TlsFiles) -> None:
+    async def scenario(fake: LocalAcs, control: AcsCallControl) -> None:
         fake.script.append((200, {"callConnectionState": "connecting"}))
         with pytest.raises(ProviderError) as caught:
             await _answer(control)
@@ -336,16 +182,16 @@ def test_answer_without_a_connection_id_is_a_provider_error(tls: Tls) -> None:
     _run(tls, scenario)
 
 
-def test_reject_posts_the_context_and_reason_none(tls: Tls) -> None:
-    async def scenario(fake: FakeAcs, control: AcsCallControl) -> None:
+def test_reject_posts_the_context_and_reason_none(tls: TlsFiles) -> None:
+    async def scenario(fake: LocalAcs, control: AcsCallControl) -> None:
         await _reject(control)
 
     request = _only_request(_run(tls, scenario), "POST", "/calling/callConnections:reject")
     assert request.body == {"incomingCallContext": CONTEXT, "callRejectReason": "none"}
 
 
-def test_play_text_posts_a_text_source_to_everyone(tls: Tls) -> None:
-    async def scenario(fake: FakeAcs, control: AcsCallControl) -> None:
+def test_play_text_posts_a_text_source_to_everyone(tls: TlsFiles) -> None:
+    async def scenario(fake: LocalAcs, control: AcsCallControl) -> None:
         await _play(control)
 
     fake = _run(tls, scenario)
@@ -369,8 +215,10 @@ def test_play_text_posts_a_text_source_to_everyone(tls: Tls) -> None:
 
 
 @pytest.mark.parametrize("source_caller_id", [None, CLINIC_NUMBER])
-def test_transfer_posts_the_phone_number_target(tls: Tls, source_caller_id: str | None) -> None:
-    async def scenario(fake: FakeAcs, control: AcsCallControl) -> None:
+def test_transfer_posts_the_phone_number_target(
+    tls: TlsFiles, source_caller_id: str | None
+) -> None:
+    async def scenario(fake: LocalAcs, control: AcsCallControl) -> None:
         await _transfer(control)
 
     fake = _run(tls, scenario, source_caller_id=source_caller_id)
@@ -386,8 +234,8 @@ def test_transfer_posts_the_phone_number_target(tls: Tls, source_caller_id: str 
     assert uuid.UUID(request.headers["Repeatability-Request-ID"])
 
 
-def test_hang_up_posts_terminate_for_everyone(tls: Tls) -> None:
-    async def scenario(fake: FakeAcs, control: AcsCallControl) -> None:
+def test_hang_up_posts_terminate_for_everyone(tls: TlsFiles) -> None:
+    async def scenario(fake: LocalAcs, control: AcsCallControl) -> None:
         await _hang_up(control)
 
     fake = _run(tls, scenario)
@@ -396,8 +244,8 @@ def test_hang_up_posts_terminate_for_everyone(tls: Tls) -> None:
     assert uuid.UUID(request.headers["Repeatability-Request-ID"])
 
 
-def test_every_request_is_hmac_signed_and_carries_no_secret(tls: Tls) -> None:
-    async def scenario(fake: FakeAcs, control: AcsCallControl) -> None:
+def test_every_request_is_hmac_signed_and_carries_no_secret(tls: TlsFiles) -> None:
+    async def scenario(fake: LocalAcs, control: AcsCallControl) -> None:
         for action in ACTIONS.values():
             await action(control)
 
@@ -416,9 +264,9 @@ def test_every_request_is_hmac_signed_and_carries_no_secret(tls: Tls) -> None:
     [(400, False), (401, False), (404, False), (408, True), (429, True), (500, True), (503, True)],
 )
 def test_service_errors_map_to_provider_errors_without_phi(
-    tls: Tls, action: str, status: int, retryable: bool
+    tls: TlsFiles, action: str, status: int, retryable: bool
 ) -> None:
-    async def scenario(fake: FakeAcs, control: AcsCallControl) -> None:
+    async def scenario(fake: LocalAcs, control: AcsCallControl) -> None:
         # ACS error texts can quote the request; they must not reach our message.
         echo = f"Request for {CALLER} to {STAFF_LINE} with {CONTEXT} failed"
         fake.script.append((status, {"error": {"code": "8523", "message": echo}}))
@@ -435,7 +283,7 @@ def test_service_errors_map_to_provider_errors_without_phi(
 
 
 @pytest.mark.parametrize("action", ACTIONS)
-def test_connection_refused_is_retryable(tls: Tls, action: str) -> None:
+def test_connection_refused_is_retryable(tls: TlsFiles, action: str) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -455,10 +303,10 @@ def test_connection_refused_is_retryable(tls: Tls, action: str) -> None:
     asyncio.run(main())
 
 
-def test_sdk_retries_when_enabled_reuse_the_repeatability_id(tls: Tls) -> None:
-    async def scenario(fake: FakeAcs, control: AcsCallControl) -> None:
+def test_sdk_retries_when_enabled_reuse_the_repeatability_id(tls: TlsFiles) -> None:
+    async def scenario(fake: LocalAcs, control: AcsCallControl) -> None:
         fake.script += [(503, None), (500, None)]
-        assert await _answer(control) == CONNECTION_ID
+        assert await _answer(control) == fake.answered[-1].call_connection_id
         # azure-core retries a POST only on 500/503/504 or with Retry-After: not this 429.
         fake.script.append((429, None))
         with pytest.raises(ProviderError) as caught:
@@ -471,8 +319,8 @@ def test_sdk_retries_when_enabled_reuse_the_repeatability_id(tls: Tls) -> None:
     assert all(r.is_signed for r in fake.requests)
 
 
-def test_http_scheme_in_a_connection_string_still_uses_https(tls: Tls) -> None:
-    async def scenario(fake: FakeAcs, control: AcsCallControl) -> None:
+def test_http_scheme_in_a_connection_string_still_uses_https(tls: TlsFiles) -> None:
+    async def scenario(fake: LocalAcs, control: AcsCallControl) -> None:
         key = base64.b64encode(fake.access_key).decode()
         plain = f"endpoint=http://127.0.0.1:{fake.port}/;accesskey={key}"
         options = {"connection_verify": str(tls.cert_file)}
@@ -504,10 +352,10 @@ class _StaticTokenCredential:
         pass
 
 
-def test_endpoint_and_token_credential_send_a_bearer_token(tls: Tls) -> None:
+def test_endpoint_and_token_credential_send_a_bearer_token(tls: TlsFiles) -> None:
     credential = _StaticTokenCredential()
 
-    async def scenario(fake: FakeAcs, control: AcsCallControl) -> None:
+    async def scenario(fake: LocalAcs, control: AcsCallControl) -> None:
         async with AcsCallControl(
             endpoint=f"https://127.0.0.1:{fake.port}",
             credential=credential,
@@ -536,9 +384,9 @@ def test_construction_needs_exactly_one_way_to_authenticate(arguments: dict[str,
 
 
 def test_nothing_logged_carries_phone_numbers_or_the_call_context(
-    tls: Tls, caplog: pytest.LogCaptureFixture
+    tls: TlsFiles, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def scenario(fake: FakeAcs, control: AcsCallControl) -> None:
+    async def scenario(fake: LocalAcs, control: AcsCallControl) -> None:
         for action in ACTIONS.values():
             await action(control)
         fake.script.append((400, {"error": {"code": "8523", "message": f"bad {CALLER}"}}))

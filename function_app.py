@@ -1,0 +1,9 @@
+"""The Azure Functions app (Python v2 model): registers the blueprints and nothing else."""
+
+import azure.durable_functions as df
+
+from functions import calls, health
+
+app = df.DFApp()
+app.register_functions(calls.bp)
+app.register_functions(health.bp)
