@@ -113,10 +113,24 @@ class Ehr(Protocol):
     ) -> list[Slot]:
         """Free slots starting in ``[start, end)``, earliest first."""
 
+    async def hold(self, *, slot_id: str, hold_key: str, until: dt.datetime) -> None:
+        """Keep a free slot for the booking ``hold_key`` until ``until``.
+
+        Holding again with the same key extends the hold. Raises ``SlotUnavailable``
+        when the slot is booked or held for another key.
+        """
+
+    async def release(self, *, slot_id: str, hold_key: str) -> None:
+        """Drop the hold ``hold_key`` has on the slot (nothing if it has none)."""
+
     async def book(
         self, *, slot_id: str, patient_id: str, appointment_type: str, idempotency_key: str
     ) -> Appointment:
-        """Book a free slot; the same ``idempotency_key`` returns the same appointment."""
+        """Book a free slot; the same ``idempotency_key`` returns the same appointment.
+
+        A slot held for ``idempotency_key`` can be booked by it; one held for another
+        key cannot.
+        """
 
     async def cancel(self, *, appointment_id: str) -> Appointment:
         """Cancel an appointment and free its slot."""

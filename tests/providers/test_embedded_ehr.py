@@ -457,3 +457,68 @@ def test_upcoming_appointments_are_booked_ones_after_a_time_earliest_first(seede
     assert upcoming(NOW) == [b_sooner, b_later]
     assert upcoming(sooner.start) == [b_later]
     assert upcoming(later.start) == []
+
+
+# -- holds -------------------------------------------------------------------------------------
+
+
+def _hold(env: Env, slot_id: str, key: str, minutes: int = 5) -> None:
+    until = NOW + dt.timedelta(minutes=minutes)
+    asyncio.run(env.ehr.hold(slot_id=slot_id, hold_key=key, until=until))
+
+
+def test_a_held_slot_is_not_offered_and_only_its_booking_can_book_it(seeded: Env) -> None:
+    day = dt.date(2026, 3, 5)
+    slot = _free(seeded, day)[0]
+    _hold(seeded, slot.slot_id, "robert-1")
+    assert slot not in _free(seeded, day)
+    emily = _patient_id(seeded, "Emily", "Davis", dt.date(1985, 6, 10))
+    with pytest.raises(SlotUnavailable):
+        _book(seeded, slot.slot_id, emily, "emily-1")
+    with pytest.raises(SlotUnavailable):
+        _hold(seeded, slot.slot_id, "emily-1")
+    booked = _book(seeded, slot.slot_id, _robert(seeded), "robert-1")
+    assert booked.slot_id == slot.slot_id
+    assert seeded.rows("SELECT count(*) FROM slot_holds") == [(0,)]  # the booking took it
+
+
+def test_holding_again_with_the_same_key_extends_it(seeded: Env) -> None:
+    slot = _free(seeded, dt.date(2026, 3, 5))[0]
+    _hold(seeded, slot.slot_id, "k", minutes=1)
+    _hold(seeded, slot.slot_id, "k", minutes=10)
+    [(expires,)] = seeded.rows("SELECT expires_utc FROM slot_holds")
+    assert str(expires).startswith("2026-03-02T12:10")  # 06:10 Chicago in UTC
+
+
+def test_a_released_or_expired_hold_frees_the_slot(seeded: Env) -> None:
+    day = dt.date(2026, 3, 5)
+    first, second = _free(seeded, day)[:2]
+    _hold(seeded, first.slot_id, "k1")
+    asyncio.run(seeded.ehr.release(slot_id=first.slot_id, hold_key="someone-else"))
+    assert first not in _free(seeded, day)  # only its own key releases a hold
+    asyncio.run(seeded.ehr.release(slot_id=first.slot_id, hold_key="k1"))
+    assert first in _free(seeded, day)
+    _hold(seeded, second.slot_id, "k2", minutes=-1)  # already expired
+    assert second in _free(seeded, day)
+    emily = _patient_id(seeded, "Emily", "Davis", dt.date(1985, 6, 10))
+    assert _book(seeded, second.slot_id, emily, "emily-2").slot_id == second.slot_id
+
+
+def test_a_booked_or_unknown_slot_cannot_be_held(seeded: Env) -> None:
+    slot = _free(seeded, dt.date(2026, 3, 5))[0]
+    _book(seeded, slot.slot_id, _robert(seeded), "robert-1")
+    before = seeded.dump()
+    with pytest.raises(SlotUnavailable):
+        _hold(seeded, slot.slot_id, "k")
+    with pytest.raises(SlotUnavailable):
+        _hold(seeded, "slot_missing", "k")
+    assert seeded.dump() == before
+
+
+def test_a_past_slot_cannot_be_held(env: Env) -> None:
+    clinic = _small_clinic(env)
+    past = _slot("slot_past", "dr-a", NOW - dt.timedelta(days=1))
+    asyncio.run(env.ehr.add_slots(clinic.clinic_id, [past]))
+    with pytest.raises(TimeNotBookable):
+        _hold(env, past.slot_id, "k")
+    assert env.rows("SELECT count(*) FROM slot_holds") == [(0,)]

@@ -157,8 +157,9 @@ class EmbeddedEhr:
         sql = (
             "SELECT * FROM slots WHERE clinic_id = ? AND status = 'free'"
             " AND start_utc >= ? AND start_utc < ?"
+            " AND slot_id NOT IN (SELECT slot_id FROM slot_holds WHERE expires_utc > ?)"
         )
-        params: tuple[str, ...] = (clinic_id, low, high)
+        params: tuple[str, ...] = (clinic_id, low, high, to_utc_iso(self._now()))
         if provider_id is not None:
             sql += " AND provider_id = ?"
             params += (provider_id,)
@@ -201,12 +202,15 @@ class EmbeddedEhr:
             ).fetchone()
             if patient is None:
                 raise SchedulingError("I couldn't find your patient record.")
+            if _held_by_other(conn, slot_id, idempotency_key, now):
+                raise SlotUnavailable("That time was just taken.")
             taken = conn.execute(
                 "UPDATE slots SET status = 'busy' WHERE slot_id = ? AND status = 'free'",
                 (slot_id,),
             )
             if taken.rowcount != 1:
                 raise SlotUnavailable("That time was just taken.")
+            conn.execute("DELETE FROM slot_holds WHERE slot_id = ?", (slot_id,))
             appointment_id = new_id("appt")
             conn.execute(
                 "INSERT INTO appointments (appointment_id, clinic_id, patient_id, provider_id,"
@@ -227,6 +231,44 @@ class EmbeddedEhr:
             return _get_appointment(conn, appointment_id)
 
         return await self._db.run(work)
+
+    async def hold(self, *, slot_id: str, hold_key: str, until: dt.datetime) -> None:
+        """Keep a free slot for ``hold_key`` until ``until`` (again: extend it).
+
+        Raises:
+            SlotUnavailable: The slot is unknown, booked, or held for another key.
+            TimeNotBookable: The slot already started.
+            ValueError: ``until`` is naive.
+        """
+        now = to_utc_iso(self._now())
+        expires = to_utc_iso(until)
+
+        def work(conn: sqlite3.Connection) -> None:
+            slot = conn.execute("SELECT * FROM slots WHERE slot_id = ?", (slot_id,)).fetchone()
+            if slot is None:
+                raise SlotUnavailable("I couldn't find that time in the schedule.")
+            if slot["start_utc"] <= now:
+                raise TimeNotBookable("That time has already passed.")
+            if slot["status"] != "free" or _held_by_other(conn, slot_id, hold_key, now):
+                raise SlotUnavailable("That time was just taken.")
+            conn.execute(
+                "INSERT INTO slot_holds (slot_id, hold_key, expires_utc) VALUES (?, ?, ?)"
+                " ON CONFLICT (slot_id) DO UPDATE SET hold_key = excluded.hold_key,"
+                " expires_utc = excluded.expires_utc",
+                (slot_id, hold_key, expires),
+            )
+
+        await self._db.run(work)
+
+    async def release(self, *, slot_id: str, hold_key: str) -> None:
+        """Drop ``hold_key``'s hold on the slot; nothing if it holds none."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "DELETE FROM slot_holds WHERE slot_id = ? AND hold_key = ?", (slot_id, hold_key)
+            )
+
+        await self._db.run(work)
 
     async def cancel(self, *, appointment_id: str) -> Appointment:
         """Cancel an appointment and free its slot; cancelling again changes nothing.
@@ -286,6 +328,15 @@ class EmbeddedEhr:
             return [_appointment_from_row(row) for row in rows]
 
         return await self._db.run(work, write=False)
+
+
+def _held_by_other(conn: sqlite3.Connection, slot_id: str, key: str, now_utc: str) -> bool:
+    """Whether an unexpired hold of another booking is on the slot."""
+    row = conn.execute(
+        "SELECT 1 FROM slot_holds WHERE slot_id = ? AND hold_key != ? AND expires_utc > ?",
+        (slot_id, key, now_utc),
+    ).fetchone()
+    return row is not None
 
 
 def _find_patient(

@@ -115,6 +115,12 @@ _SCHEMA: tuple[str, ...] = (
     )""",
     """CREATE INDEX IF NOT EXISTS appointments_by_patient
         ON appointments (patient_id, status, start_utc)""",
+    # A hold keeps a free slot for one booking while it is written (FHIR: busy-tentative).
+    """CREATE TABLE IF NOT EXISTS slot_holds (
+        slot_id TEXT PRIMARY KEY REFERENCES slots (slot_id),
+        hold_key TEXT NOT NULL,
+        expires_utc TEXT NOT NULL
+    )""",
 )
 
 
