@@ -3,7 +3,9 @@
 import azure.durable_functions as df
 
 from functions import calls, health
+from orchestrations import workflows
 
 app = df.DFApp()
 app.register_functions(calls.bp)
 app.register_functions(health.bp)
+app.register_functions(workflows.bp)

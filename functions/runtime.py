@@ -7,12 +7,14 @@ cold start pays for it once, and importing ``function_app`` stays cheap);
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from reddytalk.calls.answering import CallLinks
-from reddytalk.composition import build_call_control, build_store, build_token_verifier
-from reddytalk.ports import CallControl, CallStore
+from reddytalk.composition import build_call_control, build_records, build_token_verifier
+from reddytalk.ports import CallControl, CallStore, Ehr
 from reddytalk.settings import Settings
 from reddytalk.telephony.acs_auth import AcsTokenVerifier
 
@@ -25,25 +27,34 @@ class Runtime:
 
     settings: Settings
     store: CallStore
+    ehr: Ehr
     control: CallControl
     verifier: AcsTokenVerifier
     links: CallLinks
+    clock: Callable[[], dt.datetime]
 
 
 @functools.cache
 def runtime() -> Runtime:
     """The process's runtime, built on first use."""
     settings = Settings.from_env()
+    store, ehr = build_records(settings)
     return Runtime(
         settings=settings,
-        store=build_store(settings),
+        store=store,
+        ehr=ehr,
         control=build_call_control(settings),
         verifier=build_token_verifier(settings),
         links=CallLinks(
             callback_url=f"{settings.public_functions_url.rstrip('/')}/api/call_events",
             media_base_url=settings.public_media_url,
         ),
+        clock=_utc_now,
     )
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 async def reset() -> None:

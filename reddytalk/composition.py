@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from reddytalk.calls.service import Receptionist
 from reddytalk.calls.session import CallTuning
-from reddytalk.ports import CallControl, CallStore
+from reddytalk.ports import CallControl, CallStore, Ehr
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.providers.seed import seed_demo
 from reddytalk.providers.store.sqlite import SqliteStore
@@ -17,8 +17,10 @@ from reddytalk.providers.tts.espeak import EspeakTextToSpeech
 from reddytalk.settings import Settings
 from reddytalk.telephony.acs_auth import AcsTokenVerifier
 from reddytalk.telephony.call_automation import AcsCallControl
+from reddytalk.workflows.activities import ActivityDeps
+from reddytalk.workflows.runner import InlineRunner
 
-__all__ = ["build_call_control", "build_receptionist", "build_store", "build_token_verifier"]
+__all__ = ["build_call_control", "build_receptionist", "build_records", "build_token_verifier"]
 
 
 def _utc_now() -> dt.datetime:
@@ -39,9 +41,11 @@ async def build_receptionist(
     store = SqliteStore(db=db)
     ehr = EmbeddedEhr(db=db, now=clock)
     await seed_demo(store, ehr, today=clock().date())
+    workflows = InlineRunner(deps=ActivityDeps(ehr=ehr, store=store, control=None, clock=clock))
     return Receptionist(
         store=store,
         ehr=ehr,
+        workflows=workflows,
         stt=PocketsphinxSpeechToText(),
         tts=EspeakTextToSpeech(voice=settings.voice),
         tuning=CallTuning(
@@ -52,10 +56,11 @@ async def build_receptionist(
     )
 
 
-def build_store(settings: Settings) -> CallStore:
-    """ReddyTalk's own records (the SQLite file under ``settings.data_dir``)."""
+def build_records(settings: Settings) -> tuple[CallStore, Ehr]:
+    """ReddyTalk's own records and the clinics' EHR (one SQLite file on this profile)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteStore(db=SqliteDb(settings.store_path))
+    db = SqliteDb(settings.store_path)
+    return SqliteStore(db=db), EmbeddedEhr(db=db)
 
 
 def build_call_control(settings: Settings) -> CallControl:

@@ -25,6 +25,7 @@ __all__ = [
     "SpeechRecognizer",
     "SpeechToText",
     "TextToSpeech",
+    "Workflows",
 ]
 
 
@@ -237,4 +238,17 @@ class CallControl(Protocol):
 
     async def close(self) -> None:
         """Release the connections it holds (at process shutdown)."""
+        ...
+
+
+class Workflows(Protocol):
+    """Runs the write workflows (book, reschedule, cancel) to their end.
+
+    In process on the embedded profile; through the Functions app's tools API
+    (Durable orchestrations) in the cloud. The same ``instance_id`` again returns
+    the first run's result.
+    """
+
+    async def run(self, name: str, *, instance_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Run workflow ``name`` as ``instance_id`` with input ``data``; its result."""
         ...

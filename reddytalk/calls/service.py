@@ -16,7 +16,7 @@ from reddytalk.calls.session import CallSession, CallSummary, CallTuning
 from reddytalk.dialogue.policy import ReceptionistPolicy
 from reddytalk.dialogue.tools import ReceptionistTools
 from reddytalk.logs import bind_call
-from reddytalk.ports import CallRecord, CallStore, Ehr, SpeechToText, TextToSpeech
+from reddytalk.ports import CallRecord, CallStore, Ehr, SpeechToText, TextToSpeech, Workflows
 from reddytalk.scheduling.model import Clinic
 
 __all__ = ["Receptionist"]
@@ -36,6 +36,7 @@ class Receptionist:
     Args:
         store: ReddyTalk's records.
         ehr: The clinics' schedules.
+        workflows: Runs the write workflows (book, reschedule, cancel).
         stt: Speech to text.
         tts: Text to speech.
         tuning: Per-call timing knobs.
@@ -47,6 +48,7 @@ class Receptionist:
         *,
         store: CallStore,
         ehr: Ehr,
+        workflows: Workflows,
         stt: SpeechToText,
         tts: TextToSpeech,
         tuning: CallTuning = _DEFAULT_TUNING,
@@ -54,6 +56,7 @@ class Receptionist:
     ) -> None:
         self.store = store
         self.ehr = ehr
+        self._workflows = workflows
         self._stt = stt
         self._tts = tts
         self._tuning = tuning
@@ -89,7 +92,12 @@ class Receptionist:
 
     def _tools(self, clinic: Clinic, call_id: str) -> ReceptionistTools:
         return ReceptionistTools(
-            clinic=clinic, ehr=self.ehr, store=self.store, call_id=call_id, clock=self._clock
+            clinic=clinic,
+            ehr=self.ehr,
+            store=self.store,
+            workflows=self._workflows,
+            call_id=call_id,
+            clock=self._clock,
         )
 
     async def take_call(

@@ -26,7 +26,7 @@ from reddytalk.dialogue.understanding import (
     is_yes,
     parse_full_name,
 )
-from reddytalk.errors import SchedulingError
+from reddytalk.errors import ProviderError, SchedulingError
 from reddytalk.frames import EndCall, PolicyOutput, Say, Transcript, TransferToStaff
 from reddytalk.ports import RecognitionHints
 from reddytalk.scheduling.model import Appointment, AppointmentType, Provider, Slot
@@ -385,6 +385,16 @@ class ReceptionistPolicy:
             yield Say(f"I'm sorry. {refusal}")
             async for output in self._offer():
                 yield output
+        except ProviderError:
+            # The schedule could not be reached: what the caller confirmed goes to a
+            # person rather than being lost with the call.
+            self.state = S.ENDED
+            yield Say(
+                "I'm sorry, I can't reach our schedule right now. "
+                "Let me connect you with our staff, who can finish this for you."
+            )
+            yield self._tools.transfer_to_staff(reason="schedule_unavailable")
+            yield TransferToStaff(reason="schedule_unavailable")
 
     async def _act_on_confirmed(self, slot: Slot) -> AsyncIterator[PolicyOutput]:
         assert self._type is not None

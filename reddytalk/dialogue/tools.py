@@ -9,15 +9,23 @@ caller's explicit yes to the read-back of that very slot.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from reddytalk.errors import BookingRefused, SlotUnavailable
+from reddytalk.errors import BookingRefused, ProviderError, SchedulingError, SlotUnavailable
 from reddytalk.frames import ToolCall
-from reddytalk.ports import AuditEvent, CallStore, Ehr
+from reddytalk.ports import AuditEvent, CallStore, Ehr, Workflows
 from reddytalk.scheduling.model import Appointment, Clinic, Patient, Slot
 from reddytalk.scheduling.offering import choose_offers, search_window
+from reddytalk.workflows.activities import appointment_from_dict
+from reddytalk.workflows.booking import (
+    BOOK_APPOINTMENT,
+    CANCEL_APPOINTMENT,
+    RESCHEDULE_APPOINTMENT,
+    instance_id,
+)
 
 __all__ = ["ReceptionistTools"]
 
@@ -27,8 +35,10 @@ class ReceptionistTools:
 
     Args:
         clinic: The clinic the call is for.
-        ehr: The clinic's schedule and patients.
+        ehr: The clinic's schedule and patients (reads).
         store: ReddyTalk's records (audit).
+        workflows: Runs the writes (book, reschedule, cancel) as workflows, which
+            hold, write, record and compensate; the guardrails stay here.
         call_id: The call, for audit records and idempotency keys.
         clock: Current time (aware).
     """
@@ -39,12 +49,14 @@ class ReceptionistTools:
         clinic: Clinic,
         ehr: Ehr,
         store: CallStore,
+        workflows: Workflows,
         call_id: str,
         clock: Callable[[], dt.datetime],
     ) -> None:
         self.clinic = clinic
         self._ehr = ehr
         self._store = store
+        self._workflows = workflows
         self._call_id = call_id
         self._clock = clock
         self.calls: list[ToolCall] = []
@@ -154,16 +166,31 @@ class ReceptionistTools:
             raise BookingRefused("I need you to confirm the details first.")
         return self.patient
 
+    async def _run(self, workflow: str, target: str, **data: str) -> Appointment:
+        """Run a write workflow; its appointment, or the refusal as a SchedulingError."""
+        request = {"call_id": self._call_id, "clinic_id": self.clinic.clinic_id, **data}
+        result = await self._workflows.run(
+            workflow, instance_id=instance_id(workflow, self._call_id, target), data=request
+        )
+        if result["status"] == "refused":
+            raise SlotUnavailable(result["reason"])
+        if result["status"] == "failed":
+            raise ProviderError(f"{workflow} failed", retryable=True)
+        if "appointment" not in result:
+            raise SchedulingError("I'm sorry, something went wrong with that appointment.")
+        appointment = appointment_from_dict(result["appointment"])
+        return dataclasses.replace(appointment, start=appointment.start.astimezone(self.clinic.tz))
+
     async def book(self, *, slot: Slot, appointment_type: str) -> tuple[ToolCall, Appointment]:
         """Book ``slot``; only after verification and a confirmed read-back of it."""
         patient = self._require("book", slot.slot_id)
-        appointment = await self._ehr.book(
+        appointment = await self._run(
+            BOOK_APPOINTMENT,
+            slot.slot_id,
             slot_id=slot.slot_id,
             patient_id=patient.patient_id,
             appointment_type=appointment_type,
-            idempotency_key=f"{self._call_id}:{slot.slot_id}",
         )
-        await self._audit("create", f"Appointment/{appointment.appointment_id}")
         self._confirmed = None
         self.outcome = "booked"
         call = self._record(
@@ -191,8 +218,8 @@ class ReceptionistTools:
         patient = self._require("cancel", appointment.slot_id)
         if appointment.patient_id != patient.patient_id:
             raise SlotUnavailable("I couldn't find that appointment.")
-        cancelled = await self._ehr.cancel(appointment_id=appointment.appointment_id)
-        await self._audit("update", f"Appointment/{cancelled.appointment_id}", status="cancelled")
+        target = appointment.appointment_id
+        cancelled = await self._run(CANCEL_APPOINTMENT, target, appointment_id=target)
         self._confirmed = None
         self.outcome = "cancelled"
         return self._record(
@@ -210,15 +237,14 @@ class ReceptionistTools:
         patient = self._require("reschedule", slot.slot_id)
         if appointment.patient_id != patient.patient_id:
             raise SlotUnavailable("I couldn't find that appointment.")
-        moved = await self._ehr.book(
+        moved = await self._run(
+            RESCHEDULE_APPOINTMENT,
+            f"{appointment.appointment_id}->{slot.slot_id}",
             slot_id=slot.slot_id,
             patient_id=patient.patient_id,
             appointment_type=appointment.appointment_type,
-            idempotency_key=f"{self._call_id}:{slot.slot_id}",
+            appointment_id=appointment.appointment_id,
         )
-        await self._ehr.cancel(appointment_id=appointment.appointment_id)
-        await self._audit("create", f"Appointment/{moved.appointment_id}")
-        await self._audit("update", f"Appointment/{appointment.appointment_id}", status="moved")
         self._confirmed = None
         self.outcome = "rescheduled"
         call = self._record(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pocketsphinx import Decoder
@@ -15,13 +17,16 @@ from reddytalk.dialogue import grammar
 from reddytalk.dialogue.policy import ReceptionistPolicy
 from reddytalk.dialogue.spoken import say_time
 from reddytalk.dialogue.tools import ReceptionistTools
-from reddytalk.errors import BookingRefused
+from reddytalk.errors import BookingRefused, ProviderError
 from reddytalk.frames import EndCall, PolicyOutput, Say, ToolCall, Transcript, TransferToStaff
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.providers.seed import DEMO_CLINIC_ID, demo_clinic, seed_demo
 from reddytalk.providers.store.sqlite import SqliteStore
 from reddytalk.providers.store.sqlite_db import SqliteDb
 from reddytalk.scheduling.model import Appointment, Patient
+from reddytalk.workflows.activities import ACTIVITIES, Activity, ActivityDeps
+from reddytalk.workflows.booking import WRITE_APPOINTMENT
+from reddytalk.workflows.runner import InlineRunner
 
 NOW = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)  # Wednesday, 9 A M in Chicago
 
@@ -52,16 +57,36 @@ class Call:
         return asyncio.run(self.ehr.upcoming_appointments(patient_id=patient.patient_id, after=NOW))
 
 
-@pytest.fixture
-def call(tmp_path: Path) -> Iterator[Call]:
+@contextlib.contextmanager
+def _call(tmp_path: Path, activities: dict[str, Activity] | None = None) -> Iterator[Call]:
     with SqliteDb(tmp_path / "t.sqlite3") as db:
         store = SqliteStore(db=db)
         ehr = EmbeddedEhr(db=db, now=lambda: NOW)
         asyncio.run(seed_demo(store, ehr, today=NOW.date()))
+
+        async def no_wait(seconds: float) -> None:
+            pass
+
+        runner = InlineRunner(
+            deps=ActivityDeps(ehr=ehr, store=store, control=None, clock=lambda: NOW),
+            activities={**ACTIVITIES, **(activities or {})},
+            sleep=no_wait,
+        )
         tools = ReceptionistTools(
-            clinic=demo_clinic(), ehr=ehr, store=store, call_id="c1", clock=lambda: NOW
+            clinic=demo_clinic(),
+            ehr=ehr,
+            store=store,
+            workflows=runner,
+            call_id="c1",
+            clock=lambda: NOW,
         )
         yield Call(ehr, tools, ReceptionistPolicy(tools=tools))
+
+
+@pytest.fixture
+def call(tmp_path: Path) -> Iterator[Call]:
+    with _call(tmp_path) as call:
+        yield call
 
 
 def _says(outputs: list[PolicyOutput]) -> str:
@@ -282,3 +307,17 @@ def test_policy_hints_follow_the_state(call: Call) -> None:
     call.say("i would like to book an appointment")
     assert call.policy.hints().state == "ask_name"
     assert "robert" in call.policy.hints().jsgf
+
+
+def test_an_unreachable_schedule_after_the_yes_hands_the_caller_to_staff(tmp_path: Path) -> None:
+    async def unreachable(deps: ActivityDeps, data: dict[str, Any]) -> dict[str, Any]:
+        raise ProviderError("EHR unavailable", retryable=True)
+
+    with _call(tmp_path, {WRITE_APPOINTMENT: unreachable}) as call:
+        turns = call.script(*BOOK_UNTIL_CONFIRM, "yes please")
+        answer = turns[-1]
+        assert "connect you with our staff" in _says(answer)
+        assert answer[-1] == TransferToStaff(reason="schedule_unavailable")
+        assert call.tools.outcome == "transferred:schedule_unavailable"
+        robert = call.patient(*ROBERT)
+        assert robert is not None and call.upcoming(robert) == []

@@ -32,6 +32,8 @@ from functions import runtime
 from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic
 from reddytalk.providers.store.sqlite import SqliteStore
 from reddytalk.providers.store.sqlite_db import SqliteDb
+from reddytalk.workflows.activities import ACTIVITIES
+from reddytalk.workflows.runner import WORKFLOWS
 
 CALLER = "+15555550123"
 FUNCTIONS_URL = "https://reddytalk-fn.example"
@@ -386,7 +388,11 @@ def test_the_app_registers_the_call_functions_with_their_triggers() -> None:
         name: {b["type"]: b for b in json.loads(f.get_function_json())["bindings"]}
         for name, f in _functions().items()
     }
-    assert set(bindings) == {"incoming_call", "call_events", "healthz"}
+    assert set(bindings) == {"incoming_call", "call_events", "healthz", *WORKFLOWS, *ACTIVITIES}
+    for name in WORKFLOWS:
+        assert bindings[name]["orchestrationTrigger"]["orchestration"] == name
+    for name in ACTIVITIES:
+        assert bindings[name]["activityTrigger"]["activity"] == name
     assert "eventGridTrigger" in bindings["incoming_call"]
     assert "durableClient" in bindings["incoming_call"]
     http = bindings["call_events"]["httpTrigger"]

@@ -1,0 +1,1 @@
+"""Durable Functions orchestrations and activities: the registered hosts of reddytalk.workflows."""

@@ -1,0 +1,88 @@
+"""The life of one answered call, as Call Automation reports it.
+
+Started by ``incoming_call`` before it answers (instance id = the call's
+correlation id). It waits for ``CallConnected``; then follows the call until
+``CallDisconnected``: a media stream that fails gets a short apology played by
+ACS itself and a transfer to the clinic's staff; a failed transfer gets an
+apology and a hang-up. At the end it stores the outcome and closes the audit
+trail. The live conversation itself is the media worker's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Generator
+from typing import Any
+
+from reddytalk.workflows.steps import TRANSIENT, Steps
+
+__all__ = ["CALL_SESSION", "call_session"]
+
+CALL_SESSION = "call_session"
+
+# Activity names.
+HANG_UP = "hang_up"
+PLAY_APOLOGY = "play_apology"
+TRANSFER_TO_STAFF = "transfer_to_staff"
+FINISH_CALL = "finish_call"
+
+CONNECT_TIMEOUT = dt.timedelta(seconds=45)
+"""A call rings about 30 s: an answered call that never connects is given up."""
+MAX_CALL = dt.timedelta(hours=1)
+"""No receptionist call is this long: hang up rather than hold a line forever."""
+PLAY_TIMEOUT = dt.timedelta(seconds=20)
+
+_FOLLOWED = (
+    "CallDisconnected",
+    "MediaStreamingFailed",
+    "CallTransferAccepted",
+    "CallTransferFailed",
+)
+
+
+def call_session(steps: Steps) -> Generator[Any, Any, dict[str, Any]]:
+    """Follow one call from answer to hang-up.
+
+    Input: ``call_id``, ``clinic_id``. Output: ``{"outcome": ...}``.
+    """
+    call = steps.input()
+    first = steps.received(
+        (yield steps.first_event(("CallConnected", "CallDisconnected"), timeout=CONNECT_TIMEOUT))
+    )
+    if first is None or first.name == "CallDisconnected":
+        outcome = "not_connected"
+    else:
+        connection = {**call, "call_connection_id": first.data["call_connection_id"]}
+        outcome = yield from _follow(steps, connection)
+    yield steps.activity(FINISH_CALL, {**call, "outcome": outcome}, retry=TRANSIENT)
+    return {"outcome": outcome}
+
+
+def _follow(steps: Steps, connection: dict[str, Any]) -> Generator[Any, Any, str]:
+    outcome = "completed"
+    while True:
+        event = steps.received((yield steps.first_event(_FOLLOWED, timeout=MAX_CALL)))
+        if event is None:
+            yield steps.activity(HANG_UP, connection, retry=TRANSIENT)
+            return "too_long"
+        if event.name == "CallDisconnected":
+            return outcome
+        if event.name == "CallTransferAccepted":
+            outcome = "transferred"
+        elif event.name == "MediaStreamingFailed":
+            outcome = "transferred:media_failed"
+            yield from _apologize(steps, connection, "media")
+            yield steps.activity(TRANSFER_TO_STAFF, connection, retry=TRANSIENT)
+        elif event.name == "CallTransferFailed":
+            outcome = "transfer_failed"
+            yield from _apologize(steps, connection, "transfer")
+            yield steps.activity(HANG_UP, connection, retry=TRANSIENT)
+
+
+def _apologize(steps: Steps, connection: dict[str, Any], why: str) -> Generator[Any, Any, None]:
+    """Have ACS play the apology and wait until it has been heard (or could not be)."""
+    try:
+        yield steps.activity(PLAY_APOLOGY, {**connection, "why": why}, retry=TRANSIENT)
+    except Exception:
+        return  # no apology is better than no transfer
+    yield steps.first_event(("PlayCompleted", "PlayFailed"), timeout=PLAY_TIMEOUT)
