@@ -5,6 +5,12 @@ ACS connects to ``/calls/{call_id}`` with bidirectional media streaming (see
 clinic comes from the query string: ``clinic`` (its id, as the Functions app will
 put it in the stream URL) or ``to`` (the dialled number, as the local caller sends
 it). An unknown clinic is refused before the WebSocket is accepted.
+
+ACS signs every media WebSocket connect request with a JWT (``Authorization:
+Bearer``; learn.microsoft.com, "How to secure webhook endpoints and websocket
+connections"). With ``REDDYTALK_ACS_RESOURCE_ID`` set, the worker verifies it
+(signature, issuer, audience) and refuses the upgrade otherwise. Without it the
+worker only listens on loopback (the embedded profile's local caller).
 """
 
 from __future__ import annotations
@@ -22,15 +28,18 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from reddytalk.calls.service import Receptionist
-from reddytalk.composition import build_receptionist
+from reddytalk.composition import build_receptionist, build_token_verifier
+from reddytalk.errors import Unauthorized
 from reddytalk.providers.seed import DEMO_CLINIC_ID
 from reddytalk.settings import Settings
+from reddytalk.telephony.acs_auth import AcsTokenVerifier
 
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 _CALL_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _POLICY_VIOLATION = 1008
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 async def _frames(websocket: WebSocket) -> AsyncIterator[str]:
@@ -45,6 +54,14 @@ async def _frames(websocket: WebSocket) -> AsyncIterator[str]:
 
 async def _call(websocket: WebSocket) -> None:
     receptionist: Receptionist = websocket.app.state.receptionist
+    verifier: AcsTokenVerifier | None = websocket.app.state.verifier
+    if verifier is not None:
+        try:
+            await verifier.verify_async(websocket.headers.get("authorization"))
+        except Unauthorized as error:
+            log.warning("refused a media stream: %s", error)
+            await websocket.close(code=_POLICY_VIOLATION)
+            return
     call_id = websocket.path_params["call_id"]
     clinic = await receptionist.find_clinic(
         clinic_id=websocket.query_params.get("clinic"),
@@ -69,8 +86,19 @@ async def _healthz(request: Request) -> JSONResponse:
 
 
 def create_app(settings: Settings | None = None, **build_options: Any) -> Starlette:
-    """The ASGI app; the receptionist is built at start-up from ``settings``."""
+    """The ASGI app; the receptionist is built at start-up from ``settings``.
+
+    Raises:
+        ValueError: No ACS resource id to verify connections against, on a host
+            that is not loopback.
+    """
     settings = settings or Settings.from_env()
+    if not settings.acs_resource_id and settings.host not in _LOOPBACK_HOSTS:
+        raise ValueError(
+            "the media worker serves unauthenticated streams only on loopback: "
+            "set REDDYTALK_ACS_RESOURCE_ID to verify ACS's tokens"
+        )
+    verifier = build_token_verifier(settings) if settings.acs_resource_id else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -79,6 +107,7 @@ def create_app(settings: Settings | None = None, **build_options: Any) -> Starle
         if demo is not None:
             await receptionist.prepare(demo)
         app.state.receptionist = receptionist
+        app.state.verifier = verifier
         yield
 
     return Starlette(
