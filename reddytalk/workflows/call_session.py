@@ -63,26 +63,42 @@ def _follow(steps: Steps, connection: dict[str, Any]) -> Generator[Any, Any, str
     while True:
         event = steps.received((yield steps.first_event(_FOLLOWED, timeout=MAX_CALL)))
         if event is None:
-            yield steps.activity(HANG_UP, connection, retry=TRANSIENT)
+            yield from _attempt(steps, HANG_UP, connection)
             return "too_long"
         if event.name == "CallDisconnected":
             return outcome
         if event.name == "CallTransferAccepted":
             outcome = "transferred"
         elif event.name == "MediaStreamingFailed":
-            outcome = "transferred:media_failed"
             yield from _apologize(steps, connection, "media")
-            yield steps.activity(TRANSFER_TO_STAFF, connection, retry=TRANSIENT)
+            if (yield from _attempt(steps, TRANSFER_TO_STAFF, connection)):
+                outcome = "transferred:media_failed"
+            else:  # nobody can hear the caller and nobody can take the call: end it
+                outcome = "media_failed"
+                yield from _attempt(steps, HANG_UP, connection)
         elif event.name == "CallTransferFailed":
             outcome = "transfer_failed"
             yield from _apologize(steps, connection, "transfer")
-            yield steps.activity(HANG_UP, connection, retry=TRANSIENT)
+            yield from _attempt(steps, HANG_UP, connection)
+
+
+def _attempt(steps: Steps, name: str, data: dict[str, Any]) -> Generator[Any, Any, bool]:
+    """Run a call control activity; False if it still failed after its retries.
+
+    The caller may have hung up meanwhile (ACS then refuses the action), and the
+    session must still reach its end and record it.
+    """
+    try:
+        yield steps.activity(name, data, retry=TRANSIENT)
+    except Exception:
+        return False
+    return True
 
 
 def _apologize(steps: Steps, connection: dict[str, Any], why: str) -> Generator[Any, Any, None]:
     """Have ACS play the apology and wait until it has been heard (or could not be)."""
-    try:
-        yield steps.activity(PLAY_APOLOGY, {**connection, "why": why}, retry=TRANSIENT)
-    except Exception:
+    if not (yield from _attempt(steps, PLAY_APOLOGY, {**connection, "why": why})):
         return  # no apology is better than no transfer
-    yield steps.first_event(("PlayCompleted", "PlayFailed"), timeout=PLAY_TIMEOUT)
+    steps.received(
+        (yield steps.first_event(("PlayCompleted", "PlayFailed"), timeout=PLAY_TIMEOUT))
+    )
