@@ -2,10 +2,11 @@
 
 import azure.durable_functions as df
 
-from functions import calls, health
+from functions import calls, health, tools
 from orchestrations import workflows
 
 app = df.DFApp()
 app.register_functions(calls.bp)
 app.register_functions(health.bp)
+app.register_functions(tools.bp)
 app.register_functions(workflows.bp)

@@ -52,7 +52,12 @@ async def incoming_call(event: func.EventGridEvent, client: df.DurableOrchestrat
         await client.start_new(CALL_SESSION, instance_id=call_id, client_input=session_input)
 
     result = await answer_incoming_call(
-        call, store=rt.store, control=rt.control, links=rt.links, follow_call=follow_call
+        call,
+        store=rt.store,
+        control=rt.control,
+        links=rt.links,
+        follow_call=follow_call,
+        tokens=rt.tokens,
     )
     log.info("incoming call %s: %s", call.correlation_id, type(result).__name__)
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reddytalk.calls.answering import CallLinks
+from reddytalk.calls.call_tokens import CallTokens
 from reddytalk.composition import build_call_control, build_records, build_token_verifier
 from reddytalk.ports import CallControl, CallStore, Ehr
 from reddytalk.settings import Settings
@@ -31,6 +32,7 @@ class Runtime:
     control: CallControl
     verifier: AcsTokenVerifier
     links: CallLinks
+    tokens: CallTokens | None
     clock: Callable[[], dt.datetime]
 
 
@@ -49,6 +51,7 @@ def runtime() -> Runtime:
             callback_url=f"{settings.public_functions_url.rstrip('/')}/api/call_events",
             media_base_url=settings.public_media_url,
         ),
+        tokens=CallTokens(secret=settings.tools_secret) if settings.tools_secret else None,
         clock=_utc_now,
     )
 

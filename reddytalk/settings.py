@@ -57,6 +57,8 @@ class Settings:
         public_functions_url: The Functions app's public origin (callbacks go to
             ``<it>/api/call_events``).
         public_media_url: The media worker's public ``wss://`` origin.
+        tools_secret: The secret both apps sign and verify per-call tool tokens
+            with (at least 32 bytes; Key Vault in Azure; never in repr).
     """
 
     profile: str = "embedded"
@@ -74,6 +76,7 @@ class Settings:
     cognitive_services_endpoint: str = ""
     public_functions_url: str = "http://127.0.0.1:7071"
     public_media_url: str = "ws://127.0.0.1:8765"
+    tools_secret: bytes = field(default=b"", repr=False)
 
     @property
     def store_path(self) -> Path:
@@ -107,4 +110,5 @@ class Settings:
             cognitive_services_endpoint=env.get("REDDYTALK_COGNITIVE_SERVICES_ENDPOINT", ""),
             public_functions_url=env.get("REDDYTALK_PUBLIC_FUNCTIONS_URL", "http://127.0.0.1:7071"),
             public_media_url=env.get("REDDYTALK_PUBLIC_MEDIA_URL", "ws://127.0.0.1:8765"),
+            tools_secret=env.get("REDDYTALK_TOOLS_SECRET", "").encode(),
         )

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
+from reddytalk.calls.call_tokens import CallTokens
 from reddytalk.errors import ProviderError
 from reddytalk.ports import AuditEvent, CallControl, CallStore
 from reddytalk.telephony.acs_events import IncomingCall
@@ -33,9 +34,10 @@ class CallLinks:
     callback_url: str
     media_base_url: str
 
-    def media_url(self, *, call_id: str, clinic_id: str) -> str:
-        """The media worker's WebSocket URL for one call."""
-        query = urlencode({"clinic": clinic_id})
+    def media_url(self, *, call_id: str, clinic_id: str, call_token: str | None = None) -> str:
+        """The media worker's WebSocket URL for one call (with its tools token, if any)."""
+        params = {"clinic": clinic_id} | ({"token": call_token} if call_token else {})
+        query = urlencode(params)
         return f"{self.media_base_url.rstrip('/')}/calls/{quote(call_id, safe='')}?{query}"
 
 
@@ -74,12 +76,14 @@ async def answer_incoming_call(
     control: CallControl,
     links: CallLinks,
     follow_call: Callable[[str, str], Awaitable[None]],
+    tokens: CallTokens | None = None,
 ) -> Answered | Rejected | AlreadyHandled:
     """Answer ``call`` for the clinic that owns the dialled number, or reject it.
 
     ``follow_call(call_id, clinic_id)`` runs before the answer (it starts the call's
     session orchestration): ACS may send ``CallConnected`` before ``answer``
-    returns, and it must find someone waiting for it.
+    returns, and it must find someone waiting for it. With ``tokens``, the media
+    URL carries the call's tools token (only ACS sees that URL).
 
     Raises:
         ProviderError: ACS or the store failed. When it is retryable the claim is
@@ -95,10 +99,17 @@ async def answer_incoming_call(
             await _audit(store, call.correlation_id, "-", "call.rejected", "unknown number")
             return Rejected(call.correlation_id, "no clinic has this number")
         await follow_call(call.correlation_id, clinic.clinic_id)
+        token = None
+        if tokens is not None:
+            now = dt.datetime.now(dt.UTC)
+            token = tokens.issue(call_id=call.correlation_id, clinic_id=clinic.clinic_id, now=now)
+        media_url = links.media_url(
+            call_id=call.correlation_id, clinic_id=clinic.clinic_id, call_token=token
+        )
         connection_id = await control.answer(
             incoming_call_context=call.incoming_call_context,
             callback_url=links.callback_url,
-            media_url=links.media_url(call_id=call.correlation_id, clinic_id=clinic.clinic_id),
+            media_url=media_url,
             sample_rate_hz=clinic.stream_sample_rate_hz,
             operation_context=f"answer:{call.correlation_id}",
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from reddytalk.calls.answering import (
     Rejected,
     answer_incoming_call,
 )
+from reddytalk.calls.call_tokens import CallGrant, CallTokens
 from reddytalk.errors import ProviderError
 from reddytalk.providers.seed import DEMO_CLINIC_ID, demo_clinic
 from reddytalk.providers.store.sqlite import SqliteStore
@@ -143,3 +145,20 @@ def test_a_permanent_failure_is_not_retried(store: SqliteStore) -> None:
 def test_media_url_escapes_the_call_id() -> None:
     url = LINKS.media_url(call_id="a/b?c", clinic_id="x y")
     assert url == "wss://media.example/calls/a%2Fb%3Fc?clinic=x+y"
+
+
+def test_with_tokens_the_media_url_carries_the_calls_tools_token(store: SqliteStore) -> None:
+    tokens = CallTokens(secret=b"k" * 32)
+    control = RecordingCallControl()
+
+    async def follow(call_id: str, clinic_id: str) -> None:
+        pass
+
+    asyncio.run(
+        answer_incoming_call(_call(), store=store, control=control, links=LINKS,
+                             follow_call=follow, tokens=tokens)
+    )  # fmt: skip
+    [(_, request)] = control.requests
+    url = urllib.parse.urlsplit(request["media_url"])
+    [token] = urllib.parse.parse_qs(url.query)["token"]
+    assert tokens.verify(f"Bearer {token}") == CallGrant("corr-1", DEMO_CLINIC_ID)

@@ -388,7 +388,8 @@ def test_the_app_registers_the_call_functions_with_their_triggers() -> None:
         name: {b["type"]: b for b in json.loads(f.get_function_json())["bindings"]}
         for name, f in _functions().items()
     }
-    assert set(bindings) == {"incoming_call", "call_events", "healthz", *WORKFLOWS, *ACTIVITIES}
+    expected = {"incoming_call", "call_events", "healthz", "tools", *WORKFLOWS, *ACTIVITIES}
+    assert set(bindings) == expected
     for name in WORKFLOWS:
         assert bindings[name]["orchestrationTrigger"]["orchestration"] == name
     for name in ACTIVITIES:
@@ -399,6 +400,8 @@ def test_the_app_registers_the_call_functions_with_their_triggers() -> None:
     assert (http["route"], http["methods"], http["authLevel"]) == (
         "call_events", ["POST"], "ANONYMOUS"
     )  # fmt: skip
+    tools = bindings["tools"]["httpTrigger"]
+    assert (tools["route"], tools["methods"]) == ("calls/{call_id}/tools/{tool}", ["POST"])
 
 
 def test_healthz_answers_ok() -> None:

@@ -1,0 +1,69 @@
+"""Per-call tokens for the tools API."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import jwt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reddytalk.calls.call_tokens import CallGrant, CallTokens
+from reddytalk.errors import Unauthorized
+
+SECRET = b"s" * 32
+NOW = dt.datetime.now(dt.UTC)
+
+
+def test_a_token_grants_its_call_and_clinic() -> None:
+    tokens = CallTokens(secret=SECRET)
+    token = tokens.issue(call_id="call-1", clinic_id="clinic-1", now=NOW)
+    assert tokens.verify(f"Bearer {token}") == CallGrant("call-1", "clinic-1")
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (None, "missing header"),
+        ("", "missing header"),
+        ("Basic abc", "not bearer"),
+        ("Bearer ", "not bearer"),
+        ("Bearer not-a-jwt", "invalid call token"),
+    ],
+)
+def test_malformed_headers_are_refused(header: str | None, reason: str) -> None:
+    with pytest.raises(Unauthorized, match=reason):
+        CallTokens(secret=SECRET).verify(header)
+
+
+def test_an_expired_token_is_refused() -> None:
+    tokens = CallTokens(secret=SECRET, lifetime=dt.timedelta(minutes=1))
+    token = tokens.issue(call_id="c", clinic_id="k", now=NOW - dt.timedelta(hours=1))
+    with pytest.raises(Unauthorized, match="expired"):
+        tokens.verify(f"Bearer {token}")
+
+
+def test_a_token_of_another_secret_or_audience_or_algorithm_is_refused() -> None:
+    other = CallTokens(secret=b"o" * 32).issue(call_id="c", clinic_id="k", now=NOW)
+    exp = int((NOW + dt.timedelta(hours=1)).timestamp())
+    wrong_audience = jwt.encode({"aud": "x", "sub": "c", "clinic": "k", "exp": exp}, SECRET)
+    unsigned = jwt.encode({"aud": "reddytalk-tools", "sub": "c", "clinic": "k", "exp": exp},
+                          None, algorithm="none")  # fmt: skip
+    for token in (other, wrong_audience, unsigned):
+        with pytest.raises(Unauthorized):
+            CallTokens(secret=SECRET).verify(f"Bearer {token}")
+
+
+def test_a_short_secret_is_refused() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        CallTokens(secret=b"short")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=200))
+def test_any_header_is_granted_or_refused_cleanly(header: str) -> None:
+    try:
+        CallTokens(secret=SECRET).verify(header)
+    except Unauthorized:
+        pass

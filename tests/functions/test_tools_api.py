@@ -1,0 +1,189 @@
+"""The tools API over real HTTP: per-call token → orchestration → activities → EHR.
+
+The app is served by the local Functions host; the token is the one incoming_call
+put into the media URL it answered with (read back from the local ACS's record of
+the answer request), exactly what the media worker receives from ACS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import urllib.parse
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import azure.durable_functions as df
+import pytest
+from azure.durable_functions.models.utils import http_utils
+from local_acs import LocalAcs, TlsFiles, make_tls
+from local_functions import LocalFunctionsHost
+
+from function_app import app
+from functions import runtime
+from reddytalk.calls.call_tokens import CallTokens
+from reddytalk.providers.ehr.embedded import EmbeddedEhr
+from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic, seed_demo
+from reddytalk.providers.store.sqlite import SqliteStore
+from reddytalk.providers.store.sqlite_db import SqliteDb
+from reddytalk.scheduling.model import Slot
+from reddytalk.workflows import booking
+
+SECRET = "t" * 40
+
+
+@dataclass
+class Stack:
+    acs: LocalAcs
+    host: LocalFunctionsHost
+    http: aiohttp.ClientSession
+    ehr: EmbeddedEhr
+
+    async def answered_call(self) -> tuple[str, str]:
+        """Ring the clinic; the call id and the tools token the media worker would get."""
+        event = self.acs.incoming_call_event(
+            to_number=DEMO_PHONE_NUMBER, from_number="+15555550123",
+            correlation_id=str(uuid.uuid4()),
+        )  # fmt: skip
+        url = f"{self.host.url}/runtime/webhooks/EventGrid?functionName=incoming_call"
+        async with self.http.post(url, json=[event], headers={"aeg-event-type": "Notification"}):
+            pass
+        [answer] = [r for r in self.acs.requests if r.path.endswith(":answer")]
+        media_url = answer.body["mediaStreamingOptions"]["transportUrl"]
+        [token] = urllib.parse.parse_qs(urllib.parse.urlsplit(media_url).query)["token"]
+        return event["data"]["correlationId"], token
+
+    async def tool(
+        self, call_id: str, tool: str, body: Any, token: str | None
+    ) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        url = f"{self.host.url}/api/calls/{call_id}/tools/{tool}"
+        payload = {"data": body} if isinstance(body, bytes) else {"json": body}
+        async with self.http.post(url, headers=headers, **payload) as response:
+            return response.status, await response.json(content_type=None)
+
+    async def free_slot(self) -> Slot:
+        tomorrow = dt.datetime.now(demo_clinic().tz) + dt.timedelta(days=2)
+        slots = await self.ehr.find_free_slots(
+            clinic_id=DEMO_CLINIC_ID, start=tomorrow, end=tomorrow + dt.timedelta(days=7),
+            provider_id=None,
+        )  # fmt: skip
+        return slots[0]
+
+    async def robert(self) -> str:
+        patient = await self.ehr.find_patient(
+            clinic_id=DEMO_CLINIC_ID, given_name="Robert", family_name="Taylor",
+            birth_date=dt.date(1980, 3, 15),
+        )  # fmt: skip
+        assert patient is not None
+        return patient.patient_id
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def run_stack(
+    tls: TlsFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[Callable[[Stack], Awaitable[None]]], None]]:
+    today = dt.datetime.now(demo_clinic().tz).date()
+    with SqliteDb(tmp_path / "reddytalk.sqlite3") as db:
+
+        def run(scenario: Callable[[Stack], Awaitable[None]]) -> None:
+            async def main() -> None:
+                store, ehr = SqliteStore(db=db), EmbeddedEhr(db=db)
+                await seed_demo(store, ehr, today=today)
+                async with LocalAcs(tls) as acs:
+                    for name, value in {
+                        "REDDYTALK_DATA_DIR": str(tmp_path),
+                        "REDDYTALK_ACS_CONNECTION_STRING": acs.connection_string,
+                        "REDDYTALK_ACS_CA_FILE": str(acs.ca_file),
+                        "REDDYTALK_ACS_RESOURCE_ID": acs.resource_id,
+                        "REDDYTALK_ACS_OPENID_CONFIG_URL": acs.openid_config_url,
+                        "REDDYTALK_PUBLIC_MEDIA_URL": "wss://media.example",
+                        "REDDYTALK_TOOLS_SECRET": SECRET,
+                    }.items():
+                        monkeypatch.setenv(name, value)
+                    try:
+                        async with (
+                            LocalFunctionsHost(app) as host,
+                            aiohttp.ClientSession() as http,
+                        ):
+                            monkeypatch.setenv("REDDYTALK_PUBLIC_FUNCTIONS_URL", host.url)
+                            await scenario(Stack(acs, host, http, ehr))
+                    finally:
+                        await runtime.reset()
+                        await http_utils._close_session()
+
+            asyncio.run(main())
+
+        yield run
+
+
+def test_booking_through_the_tools_api_books_once(run_stack: Callable[..., None]) -> None:
+    async def scenario(stack: Stack) -> None:
+        call_id, token = await stack.answered_call()
+        slot, patient_id = await stack.free_slot(), await stack.robert()
+        body = {"slot_id": slot.slot_id, "patient_id": patient_id, "appointment_type": "checkup"}
+        status, first = await stack.tool(call_id, "book", body, token)
+        assert status == 200, first
+        assert first["status"] == "booked"
+        assert first["appointment"]["slot_id"] == slot.slot_id
+        again = await stack.tool(call_id, "book", body, token)  # a retried request
+        assert again == (200, first)
+        upcoming = await stack.ehr.upcoming_appointments(
+            patient_id=patient_id, after=dt.datetime.now(dt.UTC)
+        )
+        assert [a.slot_id for a in upcoming] == [slot.slot_id]
+
+        cancel = {"appointment_id": first["appointment"]["appointment_id"]}
+        status, cancelled = await stack.tool(call_id, "cancel", cancel, token)
+        assert (status, cancelled["status"]) == (200, "cancelled")
+        assert await stack.free_slot() == slot  # the earliest free slot again
+
+    run_stack(scenario)
+
+
+def test_a_slot_someone_else_holds_is_refused_as_data(run_stack: Callable[..., None]) -> None:
+    async def scenario(stack: Stack) -> None:
+        call_id, token = await stack.answered_call()
+        slot, patient_id = await stack.free_slot(), await stack.robert()
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+        await stack.ehr.hold(slot_id=slot.slot_id, hold_key="another-call", until=until)
+        body = {"slot_id": slot.slot_id, "patient_id": patient_id, "appointment_type": "checkup"}
+        assert await stack.tool(call_id, "book", body, token) == (
+            200, {"status": "refused", "reason": "That time was just taken."}
+        )  # fmt: skip
+
+    run_stack(scenario)
+
+
+def test_bad_requests_get_clear_errors_and_change_nothing(run_stack: Callable[..., None]) -> None:
+    async def scenario(stack: Stack) -> None:
+        call_id, token = await stack.answered_call()
+        other = CallTokens(secret=SECRET.encode()).issue(
+            call_id="another-call", clinic_id=DEMO_CLINIC_ID, now=dt.datetime.now(dt.UTC)
+        )
+        book = {"slot_id": "s", "patient_id": "p", "appointment_type": "checkup"}
+        cases = [
+            (await stack.tool(call_id, "book", book, None), 401),
+            (await stack.tool(call_id, "book", book, "forged.token.value"), 401),
+            (await stack.tool(call_id, "book", book, other), 403),
+            (await stack.tool(call_id, "teleport", book, token), 404),
+            (await stack.tool(call_id, "book", {"slot_id": "s"}, token), 400),
+            (await stack.tool(call_id, "book", b"{not json", token), 400),
+            (await stack.tool(call_id, "book", ["a", "list"], token), 400),
+        ]
+        assert [status for (status, _), _ in cases] == [expected for _, expected in cases]
+        assert "patient_id" in cases[4][0][1]["error"]
+        client = df.DurableOrchestrationClient(stack.host.client_binding)
+        never_started = booking.instance_id(booking.BOOK_APPOINTMENT, call_id, "s")
+        assert not await client.get_status(never_started)
+
+    run_stack(scenario)
