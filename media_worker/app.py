@@ -73,7 +73,11 @@ async def _call(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     await receptionist.take_call(
-        call_id=call_id, clinic=clinic, inbound=_frames(websocket), send=websocket.send_text
+        call_id=call_id,
+        clinic=clinic,
+        inbound=_frames(websocket),
+        send=websocket.send_text,
+        call_token=websocket.query_params.get("token"),
     )
     # The caller has usually hung up already: closing again raises (uvicorn's
     # ClientDisconnected as WebSocketDisconnect, or RuntimeError after a close).

@@ -7,16 +7,16 @@ from collections.abc import Callable
 
 from reddytalk.calls.service import Receptionist
 from reddytalk.calls.session import CallTuning
-from reddytalk.ports import CallControl, CallStore, Ehr
+from reddytalk.ports import CallControl, CallStore, Ehr, WorkflowHost
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.providers.seed import seed_demo
 from reddytalk.providers.store.sqlite import SqliteStore
 from reddytalk.providers.store.sqlite_db import SqliteDb
 from reddytalk.providers.stt.pocketsphinx import PocketsphinxSpeechToText
 from reddytalk.providers.tts.espeak import EspeakTextToSpeech
+from reddytalk.providers.workflows.tools_api import ToolsApi
 from reddytalk.settings import Settings
 from reddytalk.telephony.acs_auth import AcsTokenVerifier
-from reddytalk.telephony.call_automation import AcsCallControl
 from reddytalk.workflows.activities import ActivityDeps
 from reddytalk.workflows.runner import InlineRunner
 
@@ -41,7 +41,11 @@ async def build_receptionist(
     store = SqliteStore(db=db)
     ehr = EmbeddedEhr(db=db, now=clock)
     await seed_demo(store, ehr, today=clock().date())
-    workflows = InlineRunner(deps=ActivityDeps(ehr=ehr, store=store, control=None, clock=clock))
+    workflows: WorkflowHost = (
+        ToolsApi(base_url=settings.tools_api_url)
+        if settings.tools_api_url
+        else InlineRunner(deps=ActivityDeps(ehr=ehr, store=store, control=None, clock=clock))
+    )
     return Receptionist(
         store=store,
         ehr=ehr,
@@ -71,6 +75,10 @@ def build_call_control(settings: Settings) -> CallControl:
     """
     if not settings.acs_connection_string:
         raise ValueError("REDDYTALK_ACS_CONNECTION_STRING is not set")
+    # Imported here: only the Functions app controls calls, and the media worker's
+    # image does not carry the callautomation SDK.
+    from reddytalk.telephony.call_automation import AcsCallControl
+
     trust = {"connection_verify": settings.acs_ca_file} if settings.acs_ca_file else None
     return AcsCallControl(
         connection_string=settings.acs_connection_string,

@@ -25,6 +25,7 @@ __all__ = [
     "SpeechRecognizer",
     "SpeechToText",
     "TextToSpeech",
+    "WorkflowHost",
     "Workflows",
 ]
 
@@ -251,4 +252,12 @@ class Workflows(Protocol):
 
     async def run(self, name: str, *, instance_id: str, data: dict[str, Any]) -> dict[str, Any]:
         """Run workflow ``name`` as ``instance_id`` with input ``data``; its result."""
+        ...
+
+
+class WorkflowHost(Protocol):
+    """Where a call's write workflows run: in process, or the Functions app's tools API."""
+
+    def for_call(self, *, call_id: str, call_token: str | None) -> Workflows:
+        """The workflows of one call (``call_token``: the tools token ACS handed over)."""
         ...

@@ -59,6 +59,8 @@ class Settings:
         public_media_url: The media worker's public ``wss://`` origin.
         tools_secret: The secret both apps sign and verify per-call tool tokens
             with (at least 32 bytes; Key Vault in Azure; never in repr).
+        tools_api_url: The Functions app's origin, for the media worker: when set,
+            a call's writes run there as orchestrations; else in process.
     """
 
     profile: str = "embedded"
@@ -77,6 +79,7 @@ class Settings:
     public_functions_url: str = "http://127.0.0.1:7071"
     public_media_url: str = "ws://127.0.0.1:8765"
     tools_secret: bytes = field(default=b"", repr=False)
+    tools_api_url: str = ""
 
     @property
     def store_path(self) -> Path:
@@ -111,4 +114,5 @@ class Settings:
             public_functions_url=env.get("REDDYTALK_PUBLIC_FUNCTIONS_URL", "http://127.0.0.1:7071"),
             public_media_url=env.get("REDDYTALK_PUBLIC_MEDIA_URL", "ws://127.0.0.1:8765"),
             tools_secret=env.get("REDDYTALK_TOOLS_SECRET", "").encode(),
+            tools_api_url=env.get("REDDYTALK_TOOLS_API_URL", ""),
         )

@@ -16,7 +16,7 @@ from reddytalk.calls.session import CallSession, CallSummary, CallTuning
 from reddytalk.dialogue.policy import ReceptionistPolicy
 from reddytalk.dialogue.tools import ReceptionistTools
 from reddytalk.logs import bind_call
-from reddytalk.ports import CallRecord, CallStore, Ehr, SpeechToText, TextToSpeech, Workflows
+from reddytalk.ports import CallRecord, CallStore, Ehr, SpeechToText, TextToSpeech, WorkflowHost
 from reddytalk.scheduling.model import Clinic
 
 __all__ = ["Receptionist"]
@@ -36,7 +36,7 @@ class Receptionist:
     Args:
         store: ReddyTalk's records.
         ehr: The clinics' schedules.
-        workflows: Runs the write workflows (book, reschedule, cancel).
+        workflows: Where each call's write workflows (book, reschedule, cancel) run.
         stt: Speech to text.
         tts: Text to speech.
         tuning: Per-call timing knobs.
@@ -48,7 +48,7 @@ class Receptionist:
         *,
         store: CallStore,
         ehr: Ehr,
-        workflows: Workflows,
+        workflows: WorkflowHost,
         stt: SpeechToText,
         tts: TextToSpeech,
         tuning: CallTuning = _DEFAULT_TUNING,
@@ -90,12 +90,14 @@ class Receptionist:
         policy = ReceptionistPolicy(tools=self._tools(clinic, "warm-up"))
         await self.greeting_audio(policy.greeting(), sample_rate_hz)
 
-    def _tools(self, clinic: Clinic, call_id: str) -> ReceptionistTools:
+    def _tools(
+        self, clinic: Clinic, call_id: str, call_token: str | None = None
+    ) -> ReceptionistTools:
         return ReceptionistTools(
             clinic=clinic,
             ehr=self.ehr,
             store=self.store,
-            workflows=self._workflows,
+            workflows=self._workflows.for_call(call_id=call_id, call_token=call_token),
             call_id=call_id,
             clock=self._clock,
         )
@@ -107,11 +109,15 @@ class Receptionist:
         clinic: Clinic,
         inbound: AsyncIterator[str],
         send: Callable[[str], Awaitable[None]],
+        call_token: str | None = None,
     ) -> CallSummary:
-        """Hold one call until it ends, then store its record."""
+        """Hold one call until it ends, then store its record.
+
+        ``call_token`` is the tools token from the media URL (cloud profile).
+        """
         bind_call(call_id=call_id, clinic_id=clinic.clinic_id)
         started_at = self._clock()
-        tools = self._tools(clinic, call_id)
+        tools = self._tools(clinic, call_id, call_token)
         session = CallSession(
             policy=ReceptionistPolicy(tools=tools),
             recognizer=self._stt.open(sample_rate_hz=_RECOGNIZER_RATE_HZ),

@@ -128,6 +128,10 @@ class InlineRunner:
         self._results[instance_id] = result
         return result
 
+    def for_call(self, *, call_id: str, call_token: str | None) -> InlineRunner:
+        """Every call shares the one in-process runner (no token is needed here)."""
+        return self
+
     async def raise_event(self, instance_id: str, name: str, data: dict[str, Any]) -> None:
         """Deliver an external event to the instance (buffered until it waits for it)."""
         self._events.setdefault(instance_id, []).append(Event(name, data))

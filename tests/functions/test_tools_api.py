@@ -26,10 +26,12 @@ from local_functions import LocalFunctionsHost
 from function_app import app
 from functions import runtime
 from reddytalk.calls.call_tokens import CallTokens
+from reddytalk.errors import ProviderError
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic, seed_demo
 from reddytalk.providers.store.sqlite import SqliteStore
 from reddytalk.providers.store.sqlite_db import SqliteDb
+from reddytalk.providers.workflows.tools_api import ToolsApi
 from reddytalk.scheduling.model import Slot
 from reddytalk.workflows import booking
 
@@ -187,3 +189,45 @@ def test_bad_requests_get_clear_errors_and_change_nothing(run_stack: Callable[..
         assert not await client.get_status(never_started)
 
     run_stack(scenario)
+
+
+def test_the_media_workers_client_books_through_the_api(run_stack: Callable[..., None]) -> None:
+    async def scenario(stack: Stack) -> None:
+        call_id, token = await stack.answered_call()
+        slot, patient_id = await stack.free_slot(), await stack.robert()
+        api = ToolsApi(base_url=stack.host.url)
+        try:
+            workflows = api.for_call(call_id=call_id, call_token=token)
+            data = {"call_id": call_id, "clinic_id": DEMO_CLINIC_ID, "slot_id": slot.slot_id,
+                    "patient_id": patient_id, "appointment_type": "checkup"}  # fmt: skip
+            instance = booking.instance_id(booking.BOOK_APPOINTMENT, call_id, slot.slot_id)
+            result = await workflows.run(booking.BOOK_APPOINTMENT, instance_id=instance, data=data)
+            assert result["status"] == "booked"
+            assert result["appointment"]["patient_id"] == patient_id
+
+            forged = api.for_call(call_id=call_id, call_token="forged")
+            with pytest.raises(ProviderError) as refused:
+                await forged.run(booking.BOOK_APPOINTMENT, instance_id=instance, data=data)
+            assert refused.value.retryable is False
+            tokenless = api.for_call(call_id=call_id, call_token=None)
+            with pytest.raises(ProviderError):
+                await tokenless.run(booking.BOOK_APPOINTMENT, instance_id=instance, data=data)
+        finally:
+            await api.close()
+
+    run_stack(scenario)
+
+
+def test_an_unreachable_tools_api_is_a_retryable_provider_error() -> None:
+    async def main() -> None:
+        api = ToolsApi(base_url="http://127.0.0.1:9", timeout_s=2)
+        try:
+            workflows = api.for_call(call_id="c1", call_token="t")
+            with pytest.raises(ProviderError) as failed:
+                await workflows.run(booking.CANCEL_APPOINTMENT, instance_id="i",
+                                    data={"appointment_id": "a"})  # fmt: skip
+            assert failed.value.retryable is True
+        finally:
+            await api.close()
+
+    asyncio.run(main())
