@@ -57,17 +57,9 @@ def book_appointment(steps: Steps) -> Generator[Any, Any, dict[str, Any]]:
     with a ``reason`` the caller can hear.
     """
     request = {**steps.input(), "key": steps.instance_id()}
-    held = yield steps.activity(HOLD_SLOT, request, retry=TRANSIENT)
-    if (refusal := _refused(held)) is not None:
-        return refusal
-    try:
-        written = yield steps.activity(WRITE_APPOINTMENT, request, retry=TRANSIENT)
-    except Exception:  # a provider failure outlived its retries: give the slot back
-        yield steps.activity(RELEASE_HOLD, request, retry=TRANSIENT)
-        return {"status": "failed", "reason": _SORRY}
-    if (refusal := _refused(written)) is not None:
-        yield steps.activity(RELEASE_HOLD, request, retry=TRANSIENT)
-        return refusal
+    written = yield from _hold_and_write(steps, request)
+    if "appointment" not in written:
+        return written
     appointment = written["appointment"]
     yield from _record(steps, request, "booked", appointment)
     return {"status": "booked", "appointment": appointment}
@@ -83,17 +75,9 @@ def reschedule_appointment(steps: Steps) -> Generator[Any, Any, dict[str, Any]]:
     Input: as :func:`book_appointment` plus ``appointment_id`` (the old one).
     """
     request = {**steps.input(), "key": steps.instance_id()}
-    held = yield steps.activity(HOLD_SLOT, request, retry=TRANSIENT)
-    if (refusal := _refused(held)) is not None:
-        return refusal
-    try:
-        written = yield steps.activity(WRITE_APPOINTMENT, request, retry=TRANSIENT)
-    except Exception:
-        yield steps.activity(RELEASE_HOLD, request, retry=TRANSIENT)
-        return {"status": "failed", "reason": _SORRY}
-    if (refusal := _refused(written)) is not None:
-        yield steps.activity(RELEASE_HOLD, request, retry=TRANSIENT)
-        return refusal
+    written = yield from _hold_and_write(steps, request)
+    if "appointment" not in written:
+        return written
     moved = written["appointment"]
     try:
         yield steps.activity(CANCEL_IN_EHR, request, retry=TRANSIENT)
@@ -116,6 +100,27 @@ def cancel_appointment(steps: Steps) -> Generator[Any, Any, dict[str, Any]]:
         return refusal
     yield from _record(steps, request, "cancelled", cancelled["appointment"])
     return {"status": "cancelled", "appointment": cancelled["appointment"]}
+
+
+def _hold_and_write(
+    steps: Steps, request: dict[str, Any]
+) -> Generator[Any, Any, dict[str, Any]]:
+    """Hold the slot and write the appointment: ``{"appointment": ...}``, or the
+    workflow's end (refused or failed) with the hold given back."""
+    held = yield steps.activity(HOLD_SLOT, request, retry=TRANSIENT)
+    if (refusal := _refused(held)) is not None:
+        return refusal
+    try:
+        written: dict[str, Any] = yield steps.activity(
+            WRITE_APPOINTMENT, request, retry=TRANSIENT
+        )
+    except Exception:  # a provider failure outlived its retries: give the slot back
+        yield steps.activity(RELEASE_HOLD, request, retry=TRANSIENT)
+        return {"status": "failed", "reason": _SORRY}
+    if (refusal := _refused(written)) is not None:
+        yield steps.activity(RELEASE_HOLD, request, retry=TRANSIENT)
+        return refusal
+    return written
 
 
 def _record(
