@@ -112,7 +112,10 @@ def create_app(settings: Settings | None = None, **build_options: Any) -> Starle
             await receptionist.prepare(demo)
         app.state.receptionist = receptionist
         app.state.verifier = verifier
-        yield
+        try:
+            yield
+        finally:
+            await receptionist.close()
 
     return Starlette(
         routes=[Route("/healthz", _healthz), WebSocketRoute("/calls/{call_id}", _call)],

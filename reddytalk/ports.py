@@ -261,3 +261,7 @@ class WorkflowHost(Protocol):
     def for_call(self, *, call_id: str, call_token: str | None) -> Workflows:
         """The workflows of one call (``call_token``: the tools token ACS handed over)."""
         ...
+
+    async def close(self) -> None:
+        """Release what it holds (at shutdown)."""
+        ...

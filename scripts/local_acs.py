@@ -13,6 +13,10 @@
   a configuration fetched over HTTP may name an HTTP ``jwks_uri``.
 * The JSON ACS sends: the IncomingCall Event Grid event (``AcsIncomingCallEventData``, "Azure
   Communication Services as an Event Grid source") and callback CloudEvents.
+* The telephone side (``scripts/local_pstn.py``), plain ``ws://`` on a third port: a caller
+  dials ``/calls/{call_id}?to=<E.164>``; IncomingCall goes to ``event_grid_url``, the answer
+  opens the media stream to its ``transportUrl``, audio is relayed both ways, and the call's
+  callbacks (CallConnected, MediaStreamingStarted, …, CallDisconnected) are posted, signed.
 
 Everything listens on 127.0.0.1 only.
 """
@@ -43,14 +47,25 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from cryptography.x509.oid import NameOID
 from jwt.algorithms import RSAAlgorithm
+from local_pstn import LOCAL_CALLER_NUMBER, LocalPstn, PhoneCall
 
-__all__ = ["ACS_ISSUER", "AnsweredCall", "LocalAcs", "Recorded", "TlsFiles", "make_tls"]
+__all__ = [
+    "ACS_ISSUER",
+    "LOCAL_CALLER_NUMBER",
+    "AnsweredCall",
+    "LocalAcs",
+    "PhoneCall",
+    "Recorded",
+    "TlsFiles",
+    "make_tls",
+]
 
 # The documented issuer (secure-webhook-endpoint), kept apart from reddytalk's own constant so
 # that a test of the verifier against this stand-in checks it rather than restating it.
 ACS_ISSUER = "https://acscallautomation.communication.azure.com"
 _CONFIG_PATH = "/calling/.well-known/acsopenidconfiguration"
 _KEYS_PATH = "/calling/keys"
+_ANSWER_PATH = "/calling/callConnections:answer"
 _LOOPBACK = "127.0.0.1"
 
 
@@ -143,15 +158,21 @@ def _phone(number: str) -> dict[str, Any]:
 
 
 class LocalAcs:
-    """Loopback ACS: Call Automation REST over HTTPS (the SDK always uses https), and the
-    OpenID configuration + JWKS over plain HTTP on a second port (loopback only).
+    """Loopback ACS: Call Automation REST over HTTPS (the SDK always uses https), the
+    OpenID configuration + JWKS over plain HTTP on a second port, and a phone line callers
+    dial over plain WebSocket on a third (``scripts/local_pstn.py``; loopback only).
 
     REST requests are answered as documented unless ``script`` holds ``(status, json_body)``
-    answers, which are used first, in order (``None`` body: no body).
+    answers, which are used first, in order (``None`` body: no body); scripted answers do
+    not act on calls.
 
     Args:
         tls: The certificate the REST port serves.
         resource_id: The ACS resource's immutableResourceId: the audience of its JWTs.
+        event_grid_url: Where IncomingCall events are POSTed (an Event Grid subscription's
+            webhook, e.g. ``<functions host>/runtime/webhooks/EventGrid?functionName=
+            incoming_call``); may be set after start. Without it a caller is refused (503).
+        ring_timeout_s: How long a call rings unanswered before the caller is refused (504).
 
     Attributes:
         issuer: ``iss`` of its JWTs: the real ACS issuer.
@@ -159,10 +180,20 @@ class LocalAcs:
         ca_file: What a client must trust (``connection_verify``).
         openid_config_url: Its OpenID configuration, naming its JWKS (plain HTTP).
         requests: Every REST request, in order; ``answered``: the calls it answered.
+        pstn_url: ``ws://127.0.0.1:<port>``: dial ``<it>/calls/{call_id}?to=<E.164>``.
+        calls: Every call dialled, by call id (its state, who ended it, its callbacks).
     """
 
-    def __init__(self, tls: TlsFiles, *, resource_id: str = "local-acs-resource") -> None:
+    def __init__(
+        self,
+        tls: TlsFiles,
+        *,
+        resource_id: str = "local-acs-resource",
+        event_grid_url: str | None = None,
+        ring_timeout_s: float = 8.0,
+    ) -> None:
         self.resource_id = resource_id
+        self.event_grid_url = event_grid_url
         self.issuer = ACS_ISSUER
         self.access_key = secrets.token_bytes(32)
         self.requests: list[Recorded] = []
@@ -170,11 +201,13 @@ class LocalAcs:
         self.answered: list[AnsweredCall] = []
         self.port = 0
         self.keys_port = 0
+        self.pstn_port = 0
         self._tls = tls
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._kid = secrets.token_hex(8)
         self._incoming: dict[str, tuple[str, str]] = {}  # context → (correlation, server call)
         self._runners: list[web.AppRunner] = []
+        self._pstn = LocalPstn(self, ring_timeout_s=ring_timeout_s)
 
     @property
     def connection_string(self) -> str:
@@ -189,6 +222,14 @@ class LocalAcs:
     def openid_config_url(self) -> str:
         return f"http://{_LOOPBACK}:{self.keys_port}{_CONFIG_PATH}"
 
+    @property
+    def pstn_url(self) -> str:
+        return f"ws://{_LOOPBACK}:{self.pstn_port}"
+
+    @property
+    def calls(self) -> dict[str, PhoneCall]:
+        return self._pstn.calls
+
     async def __aenter__(self) -> LocalAcs:
         rest = web.Application()
         rest.router.add_route("*", "/{tail:.*}", self._handle)
@@ -200,17 +241,24 @@ class LocalAcs:
         try:
             self.port = await self._serve(rest, context)
             self.keys_port = await self._serve(keys, None)
+            await self._pstn.start()
+            # No access log: a call's URL holds the dialled number (as the media worker's).
+            self.pstn_port = await self._serve(self._pstn.web_app(), None, is_logged=False)
         except BaseException:
             await self.__aexit__()
             raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        await self._pstn.close()  # hangs up the calls before their listener goes
         while self._runners:
             await self._runners.pop().cleanup()
 
-    async def _serve(self, app: web.Application, context: ssl.SSLContext | None) -> int:
-        runner = web.AppRunner(app, shutdown_timeout=0.5)
+    async def _serve(
+        self, app: web.Application, context: ssl.SSLContext | None, *, is_logged: bool = True
+    ) -> int:
+        quiet: dict[str, Any] = {} if is_logged else {"access_log": None}
+        runner = web.AppRunner(app, shutdown_timeout=0.5, **quiet)
         await runner.setup()
         self._runners.append(runner)
         sock = socket.socket()
@@ -309,13 +357,18 @@ class LocalAcs:
                 is_signed=sent == expected,
             )
         )
-        status, answer = self.script.pop(0) if self.script else self._documented(request.path, body)
+        if self.script:
+            status, answer = self.script.pop(0)
+        else:
+            status, answer = self._documented(request.path, body)
+            answered = self.answered[-1] if request.path == _ANSWER_PATH else None
+            self._pstn.on_request(request.method, request.path, body, answered)
         if answer is None:
             return web.Response(status=status)
         return web.json_response(answer, status=status)
 
     def _documented(self, path: str, body: Any) -> tuple[int, Any]:
-        if path == "/calling/callConnections:answer":
+        if path == _ANSWER_PATH:
             return 200, self._answer(body if isinstance(body, dict) else {})
         if path.endswith(":transferToParticipant"):
             context = body.get("operationContext") if isinstance(body, dict) else None

@@ -192,7 +192,8 @@ class LocalFunctionsHost:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((_LOOPBACK, self._port))
-        self._web = web.AppRunner(app, shutdown_timeout=0.5)
+        # No access log: paths carry call and appointment ids (as the real host's would).
+        self._web = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
         await self._web.setup()
         await web.SockSite(self._web, sock).start()
         self.url = f"http://{_LOOPBACK}:{sock.getsockname()[1]}"

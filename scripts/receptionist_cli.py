@@ -1,9 +1,11 @@
 """``scripts/demo`` and ``scripts/call``: run the receptionist, place scripted calls, report.
 
-* ``scripts/demo [--serve] [--json] [--scenario FILE]``: starts the receptionist
-  (embedded profile) in this process, places the demo call (or ``FILE``) and
-  prints the conversation, the appointment and a latency table per turn; with
-  ``--serve`` it keeps answering other callers until Ctrl-C.
+* ``scripts/demo [--serve] [--json] [--scenario FILE] [--direct]``: starts the local
+  stack (embedded profile: the local ACS, the Functions app, the media worker; see
+  ``local_stack.py``), places the demo call (or ``FILE``) through the local ACS's
+  phone line and prints the conversation, the appointment and a latency table per
+  turn; with ``--serve`` it keeps answering other callers until Ctrl-C. With
+  ``--direct`` the caller talks to the media worker alone (no ACS, no Functions).
 * ``scripts/call --scenario FILE [--json] [--url ws://HOST:PORT]``: calls a running
   receptionist, or starts one here if none answers at ``--url``.
 """
@@ -169,7 +171,13 @@ async def _run(args: argparse.Namespace, settings: Settings, command: str) -> in
         if command == "demo" or not _is_listening(host_port[0], int(host_port[1])):
             if not args.serve:  # a private receptionist on a free port
                 settings = dataclasses.replace(settings, port=0)
-            url = await stack.enter_async_context(_receptionist(settings))
+            if getattr(args, "direct", False) or command == "call":
+                url = await stack.enter_async_context(_receptionist(settings))
+            else:
+                from local_stack import local_stack  # imports the Functions app
+
+                local = await stack.enter_async_context(local_stack(settings))
+                url = local.phone_url
         results = []
         for scenario in scenarios:
             wav = Path(args.wav_dir) / f"{scenario.name}.wav" if args.wav_dir else None
@@ -197,6 +205,9 @@ def main(argv: list[str] | None = None, *, command: str = "demo") -> int:
     parser.add_argument("--wav-dir", help="write each call as a stereo WAV here")
     if command == "demo":
         parser.add_argument("--serve", action="store_true", help="keep answering calls")
+        parser.add_argument("--direct", action="store_true",
+                            help="call the media worker alone, without the local ACS and "
+                                 "the Functions app")  # fmt: skip
     args = parser.parse_args(argv)
     args.serve = getattr(args, "serve", False)
     configure_logging("WARNING" if not args.serve else "INFO")

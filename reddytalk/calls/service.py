@@ -74,6 +74,10 @@ class Receptionist:
             return await self.store.find_clinic_by_number(dialled_number)
         return None
 
+    async def close(self) -> None:
+        """Release what outlives calls (the tools API's connections)."""
+        await self._workflows.close()
+
     async def greeting_audio(self, text: str, sample_rate_hz: int) -> bytes:
         """The greeting's PCM, synthesized once per text and rate and then reused."""
         key = (text, sample_rate_hz)

@@ -132,6 +132,9 @@ class InlineRunner:
         """Every call shares the one in-process runner (no token is needed here)."""
         return self
 
+    async def close(self) -> None:
+        """Nothing to release: runs end with their callers."""
+
     async def raise_event(self, instance_id: str, name: str, data: dict[str, Any]) -> None:
         """Deliver an external event to the instance (buffered until it waits for it)."""
         self._events.setdefault(instance_id, []).append(Event(name, data))

@@ -1,0 +1,98 @@
+"""The local stack: ReddyTalk on loopback, taking the same path as a call in Azure.
+
+    local caller ──ws──▶ local ACS phone line ──IncomingCall──▶ Functions (local host)
+                            │                      incoming_call answers ──▶ local ACS
+                            ├──media stream (JWT)──▶ media worker ──tools API──▶ Functions
+                            └──callbacks (JWT)─────▶ call_events ──▶ call_session
+
+Three pieces in this process: the local ACS (``local_acs.py``: Call Automation,
+signing keys, the phone line), the Functions app served by the local host
+(``local_functions.py``, its orchestrations in process), and the media worker.
+They share one SQLite store, as the cloud apps share Cosmos DB and the EHR.
+
+The Functions app reads its settings from the environment, as in Azure; the
+stack sets them for its lifetime and puts the old values back after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+from azure.durable_functions.models.utils import http_utils
+from local_acs import LocalAcs, make_tls
+from local_functions import LocalFunctionsHost
+from receptionist_cli import _receptionist
+
+from function_app import app
+from functions import runtime
+from reddytalk.settings import Settings
+
+__all__ = ["LocalStack", "local_stack"]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalStack:
+    """Where the pieces of a running local stack listen."""
+
+    phone_url: str
+    """Dial ``<it>/calls/<call-id>?to=<E.164>`` (what ``scripts/call --url`` takes)."""
+    functions_url: str
+    media_url: str
+    acs: LocalAcs
+    functions: LocalFunctionsHost
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.asynccontextmanager
+async def local_stack(settings: Settings) -> AsyncIterator[LocalStack]:
+    """Start the local ACS, the Functions app and the media worker; stop them after."""
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tls = make_tls(data_dir / "tls")
+    async with LocalAcs(tls) as acs:
+        env = {
+            "REDDYTALK_DATA_DIR": str(data_dir),
+            "REDDYTALK_ACS_CONNECTION_STRING": acs.connection_string,
+            "REDDYTALK_ACS_CA_FILE": str(acs.ca_file),
+            "REDDYTALK_ACS_RESOURCE_ID": acs.resource_id,
+            "REDDYTALK_ACS_OPENID_CONFIG_URL": acs.openid_config_url,
+            "REDDYTALK_TOOLS_SECRET": secrets.token_urlsafe(32),
+        }
+        with _environment(env):
+            try:
+                async with LocalFunctionsHost(app) as functions:
+                    os.environ["REDDYTALK_PUBLIC_FUNCTIONS_URL"] = functions.url
+                    acs.event_grid_url = (
+                        f"{functions.url}/runtime/webhooks/EventGrid?functionName=incoming_call"
+                    )
+                    worker = dataclasses.replace(
+                        settings,
+                        data_dir=data_dir,
+                        acs_resource_id=acs.resource_id,
+                        acs_openid_config_url=acs.openid_config_url,
+                        tools_api_url=functions.url,
+                    )
+                    async with _receptionist(worker) as media_url:
+                        os.environ["REDDYTALK_PUBLIC_MEDIA_URL"] = media_url
+                        yield LocalStack(acs.pstn_url, functions.url, media_url, acs, functions)
+            finally:
+                await runtime.reset()
+                await http_utils._close_session()  # the Durable client's module-level session
