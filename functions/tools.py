@@ -1,4 +1,4 @@
-"""The tools API the media worker calls during a call (the writes, for now).
+"""The tools API the media worker calls during a call: the writes, and ending the call.
 
 ``POST /api/calls/{call_id}/tools/{tool}`` with the per-call token ``incoming_call``
 issued (``Authorization: Bearer``). The call and the clinic come from the token,
@@ -6,7 +6,9 @@ never from the body. ``book``, ``reschedule`` and ``cancel`` start their workflo
 as an orchestration whose instance id is derived from the call and the request,
 and wait a bounded time for its result: 200 with the result, or 202 with the
 instance id while it is still running. A retried request finds the same instance
-and returns its first result; it never books twice.
+and returns its first result; it never books twice. ``end_call`` and
+``transfer_to_staff`` ask the call's session orchestration to hang up or to
+transfer (closing the media stream does not end a telephone call).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import azure.functions as func
 from functions.runtime import runtime
 from reddytalk.errors import Unauthorized
 from reddytalk.workflows import booking
+from reddytalk.workflows.call_session import HANG_UP_REQUESTED, TRANSFER_REQUESTED
 
-__all__ = ["WRITE_TOOLS", "bp"]
+__all__ = ["CALL_TOOLS", "WRITE_TOOLS", "bp"]
 
 log = logging.getLogger(__name__)
 bp = df.Blueprint()
@@ -36,6 +39,11 @@ WRITE_TOOLS: dict[str, tuple[str, tuple[str, ...], str]] = {
         "slot_id",
     ),
     "cancel": (booking.CANCEL_APPOINTMENT, ("appointment_id",), "appointment_id"),
+}
+CALL_TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # tool: (event raised on the call's session, required fields)
+    "end_call": (HANG_UP_REQUESTED, ()),
+    "transfer_to_staff": (TRANSFER_REQUESTED, ("reason",)),
 }
 WAIT_MS = 8_000
 """How long a write waits for its orchestration before answering 202 (a caller is waiting)."""
@@ -76,6 +84,8 @@ async def tools(req: func.HttpRequest, client: df.DurableOrchestrationClient) ->
     if grant.call_id != req.route_params.get("call_id"):
         return _json(403, {"error": "the token is for another call"})
     tool = req.route_params.get("tool", "")
+    if tool in CALL_TOOLS:
+        return await _ask_session(req, client, grant.call_id, *CALL_TOOLS[tool])
     if tool not in WRITE_TOOLS:
         return _json(404, {"error": f"no tool named {tool[:32]!r}"})
     workflow, names, target = WRITE_TOOLS[tool]
@@ -91,3 +101,21 @@ async def tools(req: func.HttpRequest, client: df.DurableOrchestrationClient) ->
         req, instance, timeout_in_milliseconds=WAIT_MS, retry_interval_in_milliseconds=50
     )
     return response
+
+
+async def _ask_session(
+    req: func.HttpRequest,
+    client: df.DurableOrchestrationClient,
+    call_id: str,
+    event: str,
+    names: tuple[str, ...],
+) -> func.HttpResponse:
+    """Raise ``event`` on the call's session; 409 if the call has no running session."""
+    fields = _fields(req, names) if names else {}
+    if isinstance(fields, str):
+        return _json(400, {"error": fields})
+    try:
+        await client.raise_event(call_id, event, fields)
+    except Exception:  # the client raises a bare Exception for 404 and 410
+        return _json(409, {"error": "the call has no running session"})
+    return _json(200, {"status": "requested"})

@@ -254,6 +254,14 @@ class Workflows(Protocol):
         """Run workflow ``name`` as ``instance_id`` with input ``data``; its result."""
         ...
 
+    async def end_call(self, *, transfer_reason: str | None) -> None:
+        """The conversation is over: hang up, or transfer to the clinic's staff.
+
+        Closing the media stream does not end a telephone call; the call's session
+        does it through call control.
+        """
+        ...
+
 
 class WorkflowHost(Protocol):
     """Where a call's write workflows run: in process, or the Functions app's tools API."""

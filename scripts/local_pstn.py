@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -280,7 +281,12 @@ class LocalPstn:
                 line.end("caller")
                 return caller
             media = await self._open_media(line)
-            await _relay(line, caller, media)
+
+            def media_closed() -> None:
+                update = _streaming("mediaStreamingStopped", "subscriptionStopped")
+                self._post(line, "MediaStreamingStopped", mediaStreamingUpdate=update)
+
+            await _relay(line, caller, media, on_media_closed=media_closed)
         finally:
             line.end("shutdown")  # no-op unless cancelled: the first reason stays
             await _close(caller, media)
@@ -391,16 +397,29 @@ async def _relay(
     line: _Line,
     caller: web.WebSocketResponse,
     media: aiohttp.ClientWebSocketResponse | None,
+    *,
+    on_media_closed: Callable[[], None],
 ) -> None:
-    """Relay messages both ways until a side closes or the call is hung up, then close both."""
-    pumps = {asyncio.create_task(_pump(caller, media, "caller", "media"), name="caller→media")}
+    """Relay messages both ways until the caller leaves or the call is hung up, then close both.
+
+    As with ACS, the media worker closing its stream does not end the call: the
+    caller hears silence until the app hangs up or transfers through Call Automation.
+    """
+    from_caller = asyncio.create_task(_pump(caller, media, "caller", "media"), name="caller→media")
+    pumps = {from_caller}
     if media is not None:
         pumps.add(asyncio.create_task(_pump(media, caller, "media", "caller"), name="media→caller"))
     hang_up = asyncio.create_task(line.ended.wait(), name="hang-up")
     try:
         done, _ = await asyncio.wait({*pumps, hang_up}, return_when=asyncio.FIRST_COMPLETED)
+        gone = {pump.result() for pump in pumps if pump in done}
+        if line.call.ended_by is None and gone == {"media"}:
+            on_media_closed()
+            waits = {from_caller, hang_up}
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            gone = {from_caller.result()} if from_caller in done else set()
         if line.call.ended_by is None:
-            line.end(next(pump.result() for pump in pumps if pump in done))
+            line.end("caller" if "caller" in gone else next(iter(gone), "media"))
     finally:
         hang_up.cancel()
         # Closing ends the pumps: a closing aiohttp socket ends its ``async for``, whereas

@@ -15,8 +15,17 @@ from dataclasses import asdict
 from reddytalk.calls.session import CallSession, CallSummary, CallTuning
 from reddytalk.dialogue.policy import ReceptionistPolicy
 from reddytalk.dialogue.tools import ReceptionistTools
+from reddytalk.errors import ProviderError
 from reddytalk.logs import bind_call
-from reddytalk.ports import CallRecord, CallStore, Ehr, SpeechToText, TextToSpeech, WorkflowHost
+from reddytalk.ports import (
+    CallRecord,
+    CallStore,
+    Ehr,
+    SpeechToText,
+    TextToSpeech,
+    WorkflowHost,
+    Workflows,
+)
 from reddytalk.scheduling.model import Clinic
 
 __all__ = ["Receptionist"]
@@ -91,17 +100,16 @@ class Receptionist:
 
     async def prepare(self, clinic: Clinic, *, sample_rate_hz: int = 16_000) -> None:
         """Warm what the first call would otherwise pay for (the greeting audio)."""
-        policy = ReceptionistPolicy(tools=self._tools(clinic, "warm-up"))
+        workflows = self._workflows.for_call(call_id="warm-up", call_token=None)
+        policy = ReceptionistPolicy(tools=self._tools(clinic, "warm-up", workflows))
         await self.greeting_audio(policy.greeting(), sample_rate_hz)
 
-    def _tools(
-        self, clinic: Clinic, call_id: str, call_token: str | None = None
-    ) -> ReceptionistTools:
+    def _tools(self, clinic: Clinic, call_id: str, workflows: Workflows) -> ReceptionistTools:
         return ReceptionistTools(
             clinic=clinic,
             ehr=self.ehr,
             store=self.store,
-            workflows=self._workflows.for_call(call_id=call_id, call_token=call_token),
+            workflows=workflows,
             call_id=call_id,
             clock=self._clock,
         )
@@ -121,7 +129,8 @@ class Receptionist:
         """
         bind_call(call_id=call_id, clinic_id=clinic.clinic_id)
         started_at = self._clock()
-        tools = self._tools(clinic, call_id, call_token)
+        workflows = self._workflows.for_call(call_id=call_id, call_token=call_token)
+        tools = self._tools(clinic, call_id, workflows)
         session = CallSession(
             policy=ReceptionistPolicy(tools=tools),
             recognizer=self._stt.open(sample_rate_hz=_RECOGNIZER_RATE_HZ),
@@ -149,6 +158,7 @@ class Receptionist:
                 turn_timings=tuple(asdict(t) for t in summary.turns),
             )
             await asyncio.shield(self.store.save_call(record))
+            await asyncio.shield(_end_call(workflows, summary.ending))
             log.info(
                 "call ended: %s, %d turns, %d barge-ins, %d malformed messages",
                 record.outcome,
@@ -157,3 +167,17 @@ class Receptionist:
                 summary.malformed_messages,
             )
         return summary
+
+
+async def _end_call(workflows: Workflows, ending: str) -> None:
+    """Hang up or transfer through call control when the receptionist ended the call."""
+    if ending == "completed":
+        reason = None
+    elif ending.startswith("transfer:"):
+        reason = ending.removeprefix("transfer:")
+    else:
+        return  # the caller hung up: nothing to end
+    try:
+        await workflows.end_call(transfer_reason=reason)
+    except ProviderError as error:  # the call may be gone already; the session ends it
+        log.warning("could not end the call through call control: %s", error)

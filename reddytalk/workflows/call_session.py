@@ -20,6 +20,10 @@ __all__ = ["CALL_SESSION", "call_session"]
 
 CALL_SESSION = "call_session"
 
+# Events the media worker raises through the tools API when its conversation ends.
+HANG_UP_REQUESTED = "HangUpRequested"
+TRANSFER_REQUESTED = "TransferRequested"
+
 # Activity names.
 HANG_UP = "hang_up"
 PLAY_APOLOGY = "play_apology"
@@ -37,6 +41,8 @@ _FOLLOWED = (
     "MediaStreamingFailed",
     "CallTransferAccepted",
     "CallTransferFailed",
+    HANG_UP_REQUESTED,
+    TRANSFER_REQUESTED,
 )
 
 
@@ -67,8 +73,17 @@ def _follow(steps: Steps, connection: dict[str, Any]) -> Generator[Any, Any, str
             return "too_long"
         if event.name == "CallDisconnected":
             return outcome
-        if event.name == "CallTransferAccepted":
-            outcome = "transferred"
+        if event.name == HANG_UP_REQUESTED:  # the receptionist said goodbye
+            yield from _attempt(steps, HANG_UP, connection)
+        elif event.name == TRANSFER_REQUESTED:  # the caller asked for staff, or an emergency
+            reason = str(event.data.get("reason") or "caller_request")
+            if (yield from _attempt(steps, TRANSFER_TO_STAFF, connection)):
+                outcome = f"transferred:{reason}"
+            else:
+                outcome = "transfer_failed"
+                yield from _attempt(steps, HANG_UP, connection)
+        elif event.name == "CallTransferAccepted":
+            outcome = outcome if outcome.startswith("transferred") else "transferred"
         elif event.name == "MediaStreamingFailed":
             yield from _apologize(steps, connection, "media")
             if (yield from _attempt(steps, TRANSFER_TO_STAFF, connection)):

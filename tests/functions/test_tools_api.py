@@ -28,7 +28,13 @@ from functions import runtime
 from reddytalk.calls.call_tokens import CallTokens
 from reddytalk.errors import ProviderError
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
-from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic, seed_demo
+from reddytalk.providers.seed import (
+    DEMO_CLINIC_ID,
+    DEMO_PHONE_NUMBER,
+    DEMO_STAFF_NUMBER,
+    demo_clinic,
+    seed_demo,
+)
 from reddytalk.providers.store.sqlite import SqliteStore
 from reddytalk.providers.store.sqlite_db import SqliteDb
 from reddytalk.providers.workflows.tools_api import ToolsApi
@@ -54,7 +60,7 @@ class Stack:
         url = f"{self.host.url}/runtime/webhooks/EventGrid?functionName=incoming_call"
         async with self.http.post(url, json=[event], headers={"aeg-event-type": "Notification"}):
             pass
-        [answer] = [r for r in self.acs.requests if r.path.endswith(":answer")]
+        answer = [r for r in self.acs.requests if r.path.endswith(":answer")][-1]
         media_url = answer.body["mediaStreamingOptions"]["transportUrl"]
         [token] = urllib.parse.parse_qs(urllib.parse.urlsplit(media_url).query)["token"]
         return event["data"]["correlationId"], token
@@ -231,3 +237,48 @@ def test_an_unreachable_tools_api_is_a_retryable_provider_error() -> None:
             await api.close()
 
     asyncio.run(main())
+
+
+def test_end_call_and_transfer_go_through_the_calls_session(
+    run_stack: Callable[..., None],
+) -> None:
+    async def connected(stack: Stack) -> tuple[str, str, str]:
+        call_id, token = await stack.answered_call()
+        connection_id = stack.acs.answered[-1].call_connection_id
+        callback = stack.acs.callback_event(
+            "CallConnected", correlation_id=call_id, call_connection_id=connection_id
+        )
+        headers = {"Authorization": f"Bearer {stack.acs.sign()}"}
+        url = f"{stack.host.url}/api/call_events"
+        async with stack.http.post(url, json=[callback], headers=headers) as response:
+            assert response.status == 200
+        return call_id, token, connection_id
+
+    async def requests_to(stack: Stack, suffix: str) -> list[Any]:
+        for _ in range(250):  # polled: the session acts from another task
+            if found := [r for r in stack.acs.requests if r.path.endswith(suffix)]:
+                return found
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"ACS never got a {suffix} request")
+
+    async def scenario(stack: Stack) -> None:
+        call_id, token, connection_id = await connected(stack)
+        assert await stack.tool(call_id, "end_call", {}, token) == (
+            200, {"status": "requested"}
+        )  # fmt: skip
+        [terminate] = await requests_to(stack, ":terminate")
+        assert terminate.path == f"/calling/callConnections/{connection_id}:terminate"
+
+        call_id, token, connection_id = await connected(stack)
+        status, _ = await stack.tool(call_id, "transfer_to_staff", {"reason": "emergency"}, token)
+        assert status == 200
+        [transfer] = await requests_to(stack, ":transferToParticipant")
+        assert transfer.body["targetParticipant"]["phoneNumber"]["value"] == DEMO_STAFF_NUMBER
+
+        assert (await stack.tool(call_id, "transfer_to_staff", {}, token))[0] == 400
+        other = CallTokens(secret=SECRET.encode()).issue(
+            call_id="no-such-call", clinic_id=DEMO_CLINIC_ID, now=dt.datetime.now(dt.UTC)
+        )
+        assert (await stack.tool("no-such-call", "end_call", {}, other))[0] == 409
+
+    run_stack(scenario)

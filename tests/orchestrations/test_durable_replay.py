@@ -629,7 +629,7 @@ def test_session_connected_then_disconnected_completes() -> None:
     assert state.waits == [
         ["CallConnected", "CallDisconnected", _time(T0 + CONNECT_TIMEOUT)],
         ["MediaStreamingFailed", "CallTransferAccepted", "CallTransferFailed",
-         _time(T0 + dt.timedelta(seconds=1) + MAX_CALL)],
+         "HangUpRequested", "TransferRequested", _time(T0 + dt.timedelta(seconds=1) + MAX_CALL)],
     ]  # fmt: skip
     # The connection timer lost and was cancelled; the call timer too.
     assert [timer["isCanceled"] for timer in state.timers] == [True, True]
@@ -775,3 +775,27 @@ def test_session_transfer_failing_after_its_retries_still_finishes_the_call() ->
     history.timer(MAX_CALL)
     history.raises("CallDisconnected", call_event("CallDisconnected"))
     finishes_with(history, "media_failed")
+
+
+def test_session_hangs_up_when_the_receptionist_said_goodbye() -> None:
+    history = connected_call()
+    history.raises("HangUpRequested", {})
+    asked = history.replay()
+    assert asked.activities[-1] == (HANG_UP, CONNECTION)
+    history.activity(HANG_UP, returns={})
+    history.timer(MAX_CALL)
+    history.raises("CallDisconnected", call_event("CallDisconnected"))
+    finishes_with(history, "completed")
+
+
+def test_session_transfers_when_the_receptionist_hands_the_caller_over() -> None:
+    history = connected_call()
+    history.raises("TransferRequested", {"reason": "emergency"})
+    asked = history.replay()
+    assert asked.activities[-1] == (TRANSFER_TO_STAFF, CONNECTION)
+    history.activity(TRANSFER_TO_STAFF, returns={"transferred": True})
+    history.timer(MAX_CALL)
+    history.raises("CallTransferAccepted", call_event("CallTransferAccepted"))
+    history.timer(MAX_CALL)
+    history.raises("CallDisconnected", call_event("CallDisconnected"))
+    finishes_with(history, "transferred:emergency")

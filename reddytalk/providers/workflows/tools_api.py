@@ -53,6 +53,16 @@ class ToolsApiWorkflows:
         body = {k: data[k] for k in _FIELDS if k in data}
         return await self._api.post(self._call_id, tool, body, self._call_token)
 
+    async def end_call(self, *, transfer_reason: str | None) -> None:
+        """Ask the call's session to hang up, or to transfer to staff."""
+        if self._call_token is None:
+            raise ProviderError("this call has no tools token", retryable=False)
+        if transfer_reason is None:
+            await self._api.post(self._call_id, "end_call", {}, self._call_token)
+        else:
+            body = {"reason": transfer_reason}
+            await self._api.post(self._call_id, "transfer_to_staff", body, self._call_token)
+
 
 class ToolsApi:
     """The tools API of one Functions app; :meth:`for_call` gives a call's workflows.
