@@ -22,6 +22,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from azure.durable_functions.models.utils import http_utils
 from local_acs import LocalAcs, make_tls
@@ -32,7 +33,7 @@ from function_app import app
 from functions import runtime
 from reddytalk.settings import Settings
 
-__all__ = ["LocalStack", "local_stack"]
+__all__ = ["LocalStack", "functions_environment", "local_stack"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,21 @@ class LocalStack:
     media_url: str
     acs: LocalAcs
     functions: LocalFunctionsHost
+
+
+def functions_environment(acs: LocalAcs, data_dir: Path) -> dict[str, str]:
+    """The Functions app's settings for the local ACS and a store folder.
+
+    The public URLs (``REDDYTALK_PUBLIC_FUNCTIONS_URL``, ``_MEDIA_URL``) and the
+    tools secret are the caller's to add: they depend on what else runs.
+    """
+    return {
+        "REDDYTALK_DATA_DIR": str(data_dir),
+        "REDDYTALK_ACS_CONNECTION_STRING": acs.connection_string,
+        "REDDYTALK_ACS_CA_FILE": str(acs.ca_file),
+        "REDDYTALK_ACS_RESOURCE_ID": acs.resource_id,
+        "REDDYTALK_ACS_OPENID_CONFIG_URL": acs.openid_config_url,
+    }
 
 
 @contextlib.contextmanager
@@ -68,15 +84,8 @@ async def local_stack(settings: Settings) -> AsyncIterator[LocalStack]:
     data_dir.mkdir(parents=True, exist_ok=True)
     tls = make_tls(data_dir / "tls")
     async with LocalAcs(tls) as acs:
-        env = {
-            "REDDYTALK_DATA_DIR": str(data_dir),
-            "REDDYTALK_ACS_CONNECTION_STRING": acs.connection_string,
-            "REDDYTALK_ACS_CA_FILE": str(acs.ca_file),
-            "REDDYTALK_ACS_RESOURCE_ID": acs.resource_id,
-            "REDDYTALK_ACS_OPENID_CONFIG_URL": acs.openid_config_url,
-            "REDDYTALK_TOOLS_SECRET": secrets.token_urlsafe(32),
-        }
-        with _environment(env):
+        env = functions_environment(acs, data_dir)
+        with _environment({**env, "REDDYTALK_TOOLS_SECRET": secrets.token_urlsafe(32)}):
             try:
                 async with LocalFunctionsHost(app) as functions:
                     os.environ["REDDYTALK_PUBLIC_FUNCTIONS_URL"] = functions.url

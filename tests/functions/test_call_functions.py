@@ -27,6 +27,7 @@ import pytest
 from aiohttp import web
 from azure.durable_functions.models.utils import http_utils
 from local_acs import LocalAcs, TlsFiles, make_tls
+from local_stack import functions_environment
 
 from functions import runtime
 from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic
@@ -164,11 +165,7 @@ def run_stack(
             async with LocalAcs(tls) as acs:
                 await durable.start()
                 for name, value in {
-                    "REDDYTALK_DATA_DIR": str(tmp_path),
-                    "REDDYTALK_ACS_CONNECTION_STRING": acs.connection_string,
-                    "REDDYTALK_ACS_CA_FILE": str(acs.ca_file),
-                    "REDDYTALK_ACS_RESOURCE_ID": acs.resource_id,
-                    "REDDYTALK_ACS_OPENID_CONFIG_URL": acs.openid_config_url,
+                    **functions_environment(acs, tmp_path),
                     "REDDYTALK_PUBLIC_FUNCTIONS_URL": FUNCTIONS_URL,
                     "REDDYTALK_PUBLIC_MEDIA_URL": MEDIA_URL,
                 }.items():

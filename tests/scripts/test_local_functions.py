@@ -23,6 +23,7 @@ import pytest
 from azure.durable_functions.models.utils import http_utils
 from local_acs import LocalAcs, TlsFiles, make_tls
 from local_functions import LocalFunctionsHost
+from local_stack import functions_environment
 
 from function_app import app
 from functions import runtime
@@ -104,11 +105,7 @@ def run_stack(
                 await seed_demo(store, ehr, today=today)
                 async with LocalAcs(tls) as acs:
                     for name, value in {
-                        "REDDYTALK_DATA_DIR": str(tmp_path),
-                        "REDDYTALK_ACS_CONNECTION_STRING": acs.connection_string,
-                        "REDDYTALK_ACS_CA_FILE": str(acs.ca_file),
-                        "REDDYTALK_ACS_RESOURCE_ID": acs.resource_id,
-                        "REDDYTALK_ACS_OPENID_CONFIG_URL": acs.openid_config_url,
+                        **functions_environment(acs, tmp_path),
                         "REDDYTALK_PUBLIC_MEDIA_URL": MEDIA_URL,
                     }.items():
                         monkeypatch.setenv(name, value)
