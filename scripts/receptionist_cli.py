@@ -17,8 +17,10 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import socket
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +173,13 @@ async def _run(args: argparse.Namespace, settings: Settings, command: str) -> in
         if command == "demo" or not _is_listening(host_port[0], int(host_port[1])):
             if not args.serve:  # a private receptionist on a free port
                 settings = dataclasses.replace(settings, port=0)
+                if "REDDYTALK_DATA_DIR" not in os.environ:
+                    # A fresh demo clinic each time, so every run books and cancels the
+                    # same way (--serve keeps its store, in var/ by default).
+                    scratch = stack.enter_context(
+                        tempfile.TemporaryDirectory(prefix="reddytalk-demo-")
+                    )
+                    settings = dataclasses.replace(settings, data_dir=Path(scratch))
             if getattr(args, "direct", False) or command == "call":
                 url = await stack.enter_async_context(_receptionist(settings))
             else:
