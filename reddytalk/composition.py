@@ -5,16 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
+from reddytalk.calls.back_office import LocalBackOffice
 from reddytalk.calls.service import Receptionist
 from reddytalk.calls.session import CallTuning
-from reddytalk.ports import CallControl, CallStore, Ehr, WorkflowHost
+from reddytalk.ports import BackOffice, CallControl, CallStore, Ehr
+from reddytalk.providers.back_office.tools_api import ToolsApi
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.providers.seed import seed_demo
 from reddytalk.providers.store.sqlite import SqliteStore
 from reddytalk.providers.store.sqlite_db import SqliteDb
 from reddytalk.providers.stt.pocketsphinx import PocketsphinxSpeechToText
 from reddytalk.providers.tts.espeak import EspeakTextToSpeech
-from reddytalk.providers.workflows.tools_api import ToolsApi
 from reddytalk.settings import Settings
 from reddytalk.telephony.acs_auth import AcsTokenVerifier
 from reddytalk.workflows.activities import ActivityDeps
@@ -41,15 +42,15 @@ async def build_receptionist(
     store = SqliteStore(db=db)
     ehr = EmbeddedEhr(db=db, now=clock)
     await seed_demo(store, ehr, today=clock().date())
-    workflows: WorkflowHost = (
-        ToolsApi(base_url=settings.tools_api_url)
-        if settings.tools_api_url
-        else InlineRunner(deps=ActivityDeps(ehr=ehr, store=store, control=None, clock=clock))
-    )
+    office: BackOffice
+    if settings.tools_api_url:
+        office = ToolsApi(base_url=settings.tools_api_url)
+    else:
+        runner = InlineRunner(deps=ActivityDeps(ehr=ehr, store=store, control=None, clock=clock))
+        office = LocalBackOffice(ehr=ehr, store=store, runner=runner, clock=clock)
     return Receptionist(
         store=store,
-        ehr=ehr,
-        workflows=workflows,
+        office=office,
         stt=PocketsphinxSpeechToText(),
         tts=EspeakTextToSpeech(voice=settings.voice),
         tuning=CallTuning(

@@ -16,17 +16,18 @@ from reddytalk.scheduling.model import Appointment, Clinic, Patient, Slot
 
 __all__ = [
     "AuditEvent",
+    "BackOffice",
     "CallControl",
+    "CallOffice",
     "CallRecord",
     "CallStore",
     "DialoguePolicy",
     "Ehr",
+    "Message",
     "RecognitionHints",
     "SpeechRecognizer",
     "SpeechToText",
     "TextToSpeech",
-    "WorkflowHost",
-    "Workflows",
 ]
 
 
@@ -169,6 +170,24 @@ class AuditEvent:
     details: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message the receptionist took for the clinic's staff.
+
+    ``text`` and ``caller_name`` are PHI. ``patient_id`` is set when the caller was
+    identified in the call.
+    """
+
+    message_id: str
+    call_id: str
+    clinic_id: str
+    taken_at: dt.datetime
+    text: str
+    caller_name: str = ""
+    patient_id: str | None = None
+    status: str = "open"
+
+
 class CallStore(Protocol):
     """ReddyTalk's own records (Cosmos DB in the cloud, SQLite locally)."""
 
@@ -178,14 +197,25 @@ class CallStore(Protocol):
     async def get_clinic(self, clinic_id: str) -> Clinic | None:
         """The clinic with this id."""
 
-    async def save_call(self, record: CallRecord) -> None:
-        """Store a finished call."""
+    async def save_call(self, record: CallRecord, *, replace: bool = True) -> bool:
+        """Store a finished call; whether it was stored.
+
+        The same ``call_id`` again replaces the record, unless ``replace`` is False:
+        then a stored record wins (atomically: the conversation's own record and the
+        session's stub for a call that never reached the media worker may race).
+        """
 
     async def get_call(self, call_id: str) -> CallRecord | None:
         """A stored call."""
 
     async def record_audit(self, event: AuditEvent) -> None:
         """Append an audit record."""
+
+    async def save_message(self, message: Message) -> bool:
+        """Keep a message for staff; False (and nothing changed) if its id is kept already."""
+
+    async def list_messages(self, clinic_id: str) -> list[Message]:
+        """The clinic's messages, oldest first."""
 
     async def claim(self, key: str) -> bool:
         """Claim ``key`` once: True the first time, False for every later claim.
@@ -242,16 +272,53 @@ class CallControl(Protocol):
         ...
 
 
-class Workflows(Protocol):
-    """Runs the write workflows (book, reschedule, cancel) to their end.
+class CallOffice(Protocol):
+    """What one call's tools reach beyond the conversation: the back office.
 
-    In process on the embedded profile; through the Functions app's tools API
-    (Durable orchestrations) in the cloud. The same ``instance_id`` again returns
-    the first run's result.
+    Reads answer at once; writes (book, reschedule, cancel) run as workflows to
+    their end, and the same ``instance_id`` again returns the first run's result.
+    In process on the embedded profile; the Functions app's tools API in the
+    cloud, so the media worker holds no EHR or store credentials there. Every
+    touch of PHI leaves an audit record where it runs. Errors are
+    ``ProviderError``; refusals the caller should hear are ``SchedulingError``.
     """
 
+    async def find_patient(
+        self, *, given_name: str, family_name: str, birth_date: dt.date
+    ) -> Patient | None:
+        """The clinic's patient with exactly this name and birth date, if any."""
+        ...
+
+    async def register_patient(
+        self, *, given_name: str, family_name: str, birth_date: dt.date
+    ) -> Patient:
+        """The patient with this name and birth date, registered now if new (so a retry
+        registers nobody twice)."""
+        ...
+
+    async def find_free_slots(
+        self, *, start: dt.datetime, end: dt.datetime, provider_id: str | None
+    ) -> list[Slot]:
+        """The clinic's free slots starting in ``[start, end)``, earliest first."""
+        ...
+
+    async def upcoming_appointments(self, *, patient_id: str) -> list[Appointment]:
+        """The patient's booked appointments from now on, earliest first.
+
+        Only for the patient this call found or registered.
+        """
+        ...
+
+    async def take_message(self, message: Message) -> None:
+        """Keep a message for the clinic's staff; the same ``message_id`` again keeps one."""
+        ...
+
+    async def keep_record(self, record: CallRecord) -> None:
+        """Store the finished conversation's record (transcript, tool calls, timings)."""
+        ...
+
     async def run(self, name: str, *, instance_id: str, data: dict[str, Any]) -> dict[str, Any]:
-        """Run workflow ``name`` as ``instance_id`` with input ``data``; its result."""
+        """Run write workflow ``name`` as ``instance_id`` with input ``data``; its result."""
         ...
 
     async def end_call(self, *, transfer_reason: str | None) -> None:
@@ -263,11 +330,11 @@ class Workflows(Protocol):
         ...
 
 
-class WorkflowHost(Protocol):
-    """Where a call's write workflows run: in process, or the Functions app's tools API."""
+class BackOffice(Protocol):
+    """Where calls' tools run: in process, or the Functions app's tools API."""
 
-    def for_call(self, *, call_id: str, call_token: str | None) -> Workflows:
-        """The workflows of one call (``call_token``: the tools token ACS handed over)."""
+    def for_call(self, *, call_id: str, clinic_id: str, call_token: str | None) -> CallOffice:
+        """The back office of one call (``call_token``: the tools token ACS handed over)."""
         ...
 
     async def close(self) -> None:

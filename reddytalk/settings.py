@@ -57,7 +57,7 @@ class Settings:
         public_functions_url: The Functions app's public origin (callbacks go to
             ``<it>/api/call_events``).
         public_media_url: The media worker's public ``wss://`` origin.
-        tools_secret: The secret both apps sign and verify per-call tool tokens
+        tools_secret: The secret the Functions app signs and verifies per-call tool tokens
             with (at least 32 bytes; Key Vault in Azure; never in repr).
         tools_api_url: The Functions app's origin, for the media worker: when set,
             a call's writes run there as orchestrations; else in process.

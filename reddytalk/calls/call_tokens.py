@@ -4,8 +4,14 @@
 the stream URL (only ACS sees that URL); the media worker sends it back as a
 Bearer token on every tools request. It names one call and one clinic and
 expires with the longest call, so a leaked token can touch one call's tools for
-a short while and nothing else. HS256 with a secret the Functions app and the
-media worker share (Key Vault in Azure), through PyJWT.
+a short while and nothing else. HS256 with a secret only the Functions app
+holds (Key Vault in Azure), through PyJWT: the media worker carries tokens, it
+never makes them.
+
+A second kind, the patient token, is what the tools API hands back when it
+identified (or registered) the caller: it names the patient as well, and every
+tool that touches a patient's appointments asks for it. So a token for one call
+reaches the appointments of the patient that call proved to be, and nobody else's.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from reddytalk.errors import Unauthorized
 __all__ = ["CallGrant", "CallTokens"]
 
 _AUDIENCE = "reddytalk-tools"
+_PATIENT_AUDIENCE = "reddytalk-patient"
 _ALGORITHM = "HS256"
 _MIN_SECRET_BYTES = 32
 
@@ -60,6 +67,47 @@ class CallTokens:
             "exp": int((now + self._lifetime).timestamp()),
         }
         return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
+
+    def issue_for_patient(self, *, grant: CallGrant, patient_id: str, now: dt.datetime) -> str:
+        """A token that the caller of ``grant``'s call proved to be ``patient_id``."""
+        claims = {
+            "aud": _PATIENT_AUDIENCE,
+            "sub": patient_id,
+            "call": grant.call_id,
+            "clinic": grant.clinic_id,
+            "iat": int(now.timestamp()),
+            "exp": int((now + self._lifetime).timestamp()),
+        }
+        return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
+
+    def verify_patient(self, token: object, *, grant: CallGrant) -> str:
+        """The patient id of a patient token issued to ``grant``'s call.
+
+        Raises:
+            Unauthorized: Not a string, expired, not signed with the secret, or
+                issued to another call.
+        """
+        if not isinstance(token, str) or not token:
+            raise Unauthorized("missing patient token")
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[_ALGORITHM],
+                audience=_PATIENT_AUDIENCE,
+                leeway=self._leeway_s,
+                options={"require": ["exp", "sub", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("expired patient token") from None
+        except jwt.PyJWTError:
+            raise Unauthorized("invalid patient token") from None
+        if (claims.get("call"), claims.get("clinic")) != (grant.call_id, grant.clinic_id):
+            raise Unauthorized("the patient token is for another call")
+        patient_id = claims["sub"]
+        if not isinstance(patient_id, str):
+            raise Unauthorized("invalid patient token")
+        return patient_id
 
     def verify(self, authorization: str | None) -> CallGrant:
         """The grant of an ``Authorization: Bearer <token>`` header value.

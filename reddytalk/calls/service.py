@@ -1,6 +1,6 @@
 """The receptionist service: answers calls, one :class:`CallSession` each.
 
-It owns what outlives a call (the store, the EHR, the engines, the greeting audio
+It owns what outlives a call (the store, the back office, the engines, the greeting audio
 cache) and writes each call's record when the call ends, whatever way it ends.
 """
 
@@ -18,13 +18,12 @@ from reddytalk.dialogue.tools import ReceptionistTools
 from reddytalk.errors import ProviderError
 from reddytalk.logs import bind_call
 from reddytalk.ports import (
+    BackOffice,
+    CallOffice,
     CallRecord,
     CallStore,
-    Ehr,
     SpeechToText,
     TextToSpeech,
-    WorkflowHost,
-    Workflows,
 )
 from reddytalk.scheduling.model import Clinic
 
@@ -43,9 +42,9 @@ class Receptionist:
     """Answers calls for every clinic in the store.
 
     Args:
-        store: ReddyTalk's records.
-        ehr: The clinics' schedules.
-        workflows: Where each call's write workflows (book, reschedule, cancel) run.
+        store: ReddyTalk's records (clinics, and each call's record).
+        office: Where each call's tools run (the clinic's records and the write
+            workflows): in process, or the Functions app's tools API.
         stt: Speech to text.
         tts: Text to speech.
         tuning: Per-call timing knobs.
@@ -56,16 +55,14 @@ class Receptionist:
         self,
         *,
         store: CallStore,
-        ehr: Ehr,
-        workflows: WorkflowHost,
+        office: BackOffice,
         stt: SpeechToText,
         tts: TextToSpeech,
         tuning: CallTuning = _DEFAULT_TUNING,
         clock: Callable[[], dt.datetime] = _utc_now,
     ) -> None:
         self.store = store
-        self.ehr = ehr
-        self._workflows = workflows
+        self._office = office
         self._stt = stt
         self._tts = tts
         self._tuning = tuning
@@ -85,7 +82,7 @@ class Receptionist:
 
     async def close(self) -> None:
         """Release what outlives calls (the tools API's connections)."""
-        await self._workflows.close()
+        await self._office.close()
 
     async def greeting_audio(self, text: str, sample_rate_hz: int) -> bytes:
         """The greeting's PCM, synthesized once per text and rate and then reused."""
@@ -100,16 +97,16 @@ class Receptionist:
 
     async def prepare(self, clinic: Clinic, *, sample_rate_hz: int = 16_000) -> None:
         """Warm what the first call would otherwise pay for (the greeting audio)."""
-        workflows = self._workflows.for_call(call_id="warm-up", call_token=None)
-        policy = ReceptionistPolicy(tools=self._tools(clinic, "warm-up", workflows))
+        office = self._office.for_call(
+            call_id="warm-up", clinic_id=clinic.clinic_id, call_token=None
+        )
+        policy = ReceptionistPolicy(tools=self._tools(clinic, "warm-up", office))
         await self.greeting_audio(policy.greeting(), sample_rate_hz)
 
-    def _tools(self, clinic: Clinic, call_id: str, workflows: Workflows) -> ReceptionistTools:
+    def _tools(self, clinic: Clinic, call_id: str, office: CallOffice) -> ReceptionistTools:
         return ReceptionistTools(
             clinic=clinic,
-            ehr=self.ehr,
-            store=self.store,
-            workflows=workflows,
+            office=office,
             call_id=call_id,
             clock=self._clock,
         )
@@ -129,8 +126,10 @@ class Receptionist:
         """
         bind_call(call_id=call_id, clinic_id=clinic.clinic_id)
         started_at = self._clock()
-        workflows = self._workflows.for_call(call_id=call_id, call_token=call_token)
-        tools = self._tools(clinic, call_id, workflows)
+        office = self._office.for_call(
+            call_id=call_id, clinic_id=clinic.clinic_id, call_token=call_token
+        )
+        tools = self._tools(clinic, call_id, office)
         session = CallSession(
             policy=ReceptionistPolicy(tools=tools),
             recognizer=self._stt.open(sample_rate_hz=_RECOGNIZER_RATE_HZ),
@@ -157,8 +156,8 @@ class Receptionist:
                 ),
                 turn_timings=tuple(asdict(t) for t in summary.turns),
             )
-            await asyncio.shield(self.store.save_call(record))
-            await asyncio.shield(_end_call(workflows, summary.ending))
+            await asyncio.shield(_keep_record(office, record))
+            await asyncio.shield(_end_call(office, summary.ending))
             log.info(
                 "call ended: %s, %d turns, %d barge-ins, %d malformed messages",
                 record.outcome,
@@ -169,7 +168,7 @@ class Receptionist:
         return summary
 
 
-async def _end_call(workflows: Workflows, ending: str) -> None:
+async def _end_call(office: CallOffice, ending: str) -> None:
     """Hang up or transfer through call control when the receptionist ended the call."""
     if ending == "completed":
         reason = None
@@ -178,6 +177,14 @@ async def _end_call(workflows: Workflows, ending: str) -> None:
     else:
         return  # the caller hung up: nothing to end
     try:
-        await workflows.end_call(transfer_reason=reason)
+        await office.end_call(transfer_reason=reason)
     except ProviderError as error:  # the call may be gone already; the session ends it
         log.warning("could not end the call through call control: %s", error)
+
+
+async def _keep_record(office: CallOffice, record: CallRecord) -> None:
+    """Store the call's record; if the back office cannot, say so (without PHI) and go on."""
+    try:
+        await office.keep_record(record)
+    except ProviderError as error:
+        log.error("the call's record could not be stored: %s", error)

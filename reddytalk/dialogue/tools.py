@@ -1,10 +1,11 @@
 """The receptionist's tools and their guardrails, shared by every policy.
 
 A policy (the deterministic one here, a language model later) asks for tools by
-name; this layer runs them against the EHR and the store, records each call as a
-:class:`ToolCall`, writes an audit record for every touch of PHI, and refuses
-writes the guardrails forbid: no booking without a verified patient and the
-caller's explicit yes to the read-back of that very slot.
+name; this layer runs them through the call's back office (:class:`CallOffice`:
+in process, or the Functions app's tools API), records each call as a
+:class:`ToolCall`, and refuses writes the guardrails forbid: no booking without a
+verified patient and the caller's explicit yes to the read-back of that very
+slot. The back office audits every touch of PHI where it happens.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import Any
 
 from reddytalk.errors import BookingRefused, ProviderError, SchedulingError, SlotUnavailable
 from reddytalk.frames import ToolCall
-from reddytalk.ports import AuditEvent, CallStore, Ehr, Workflows
+from reddytalk.ports import CallOffice, Message
 from reddytalk.scheduling.model import Appointment, Clinic, Patient, Slot
 from reddytalk.scheduling.offering import choose_offers, search_window
-from reddytalk.workflows.activities import appointment_from_dict
+from reddytalk.scheduling.wire import appointment_from_dict
 from reddytalk.workflows.booking import (
     BOOK_APPOINTMENT,
     CANCEL_APPOINTMENT,
@@ -35,11 +36,10 @@ class ReceptionistTools:
 
     Args:
         clinic: The clinic the call is for.
-        ehr: The clinic's schedule and patients (reads).
-        store: ReddyTalk's records (audit).
-        workflows: Runs the writes (book, reschedule, cancel) as workflows, which
-            hold, write, record and compensate; the guardrails stay here.
-        call_id: The call, for audit records and idempotency keys.
+        office: The call's back office: the clinic's records, and the writes (book,
+            reschedule, cancel) as workflows, which hold, write, record and
+            compensate; the guardrails stay here.
+        call_id: The call, for idempotency keys.
         clock: Current time (aware).
     """
 
@@ -47,16 +47,12 @@ class ReceptionistTools:
         self,
         *,
         clinic: Clinic,
-        ehr: Ehr,
-        store: CallStore,
-        workflows: Workflows,
+        office: CallOffice,
         call_id: str,
         clock: Callable[[], dt.datetime],
     ) -> None:
         self.clinic = clinic
-        self._ehr = ehr
-        self._store = store
-        self._workflows = workflows
+        self._office = office
         self._call_id = call_id
         self._clock = clock
         self.calls: list[ToolCall] = []
@@ -64,6 +60,7 @@ class ReceptionistTools:
         self._read_back: tuple[str, str] | None = None
         self._confirmed: tuple[str, str] | None = None
         self.outcome = "no_action"
+        self._messages = 0
 
     def now(self) -> dt.datetime:
         """The current time."""
@@ -74,29 +71,13 @@ class ReceptionistTools:
         self.calls.append(call)
         return call
 
-    async def _audit(self, action: str, resource: str, **details: str) -> None:
-        await self._store.record_audit(
-            AuditEvent(
-                call_id=self._call_id,
-                clinic_id=self.clinic.clinic_id,
-                action=action,
-                resource=resource,
-                at=self._clock(),
-                details=details,
-            )
-        )
-
     async def verify_identity(
         self, *, given_name: str, family_name: str, birth_date: dt.date
     ) -> ToolCall:
         """Match the caller to a patient by name and date of birth."""
-        patient = await self._ehr.find_patient(
-            clinic_id=self.clinic.clinic_id,
-            given_name=given_name,
-            family_name=family_name,
-            birth_date=birth_date,
+        patient = await self._office.find_patient(
+            given_name=given_name, family_name=family_name, birth_date=birth_date
         )
-        await self._audit("search", "Patient", matched=str(patient is not None))
         self.patient = patient
         return self._record(
             "verify_identity",
@@ -108,13 +89,9 @@ class ReceptionistTools:
         self, *, given_name: str, family_name: str, birth_date: dt.date
     ) -> ToolCall:
         """Register the caller as a new patient; they count as verified for this call."""
-        patient = await self._ehr.create_patient(
-            clinic_id=self.clinic.clinic_id,
-            given_name=given_name,
-            family_name=family_name,
-            birth_date=birth_date,
+        patient = await self._office.register_patient(
+            given_name=given_name, family_name=family_name, birth_date=birth_date
         )
-        await self._audit("create", f"Patient/{patient.patient_id}")
         self.patient = patient
         return self._record("register_patient", {"name": "[phi]"}, {"registered": True})
 
@@ -131,8 +108,7 @@ class ReceptionistTools:
         window = search_window(
             self.clinic, day=day, part_of_day=part_of_day, clock_time=clock_time, now=self.now()
         )
-        free = await self._ehr.find_free_slots(
-            clinic_id=self.clinic.clinic_id,
+        free = await self._office.find_free_slots(
             start=window.start,
             end=window.end,
             provider_id=provider_id,
@@ -169,7 +145,7 @@ class ReceptionistTools:
     async def _run(self, workflow: str, target: str, **data: str) -> Appointment:
         """Run a write workflow; its appointment, or the refusal as a SchedulingError."""
         request = {"call_id": self._call_id, "clinic_id": self.clinic.clinic_id, **data}
-        result = await self._workflows.run(
+        result = await self._office.run(
             workflow, instance_id=instance_id(workflow, self._call_id, target), data=request
         )
         if result["status"] == "refused":
@@ -204,10 +180,7 @@ class ReceptionistTools:
         """The verified patient's upcoming appointments."""
         if self.patient is None:
             raise BookingRefused("I need to confirm who you are first.")
-        found = await self._ehr.upcoming_appointments(
-            patient_id=self.patient.patient_id, after=self.now()
-        )
-        await self._audit("search", "Appointment", count=str(len(found)))
+        found = await self._office.upcoming_appointments(patient_id=self.patient.patient_id)
         call = self._record(
             "upcoming_appointments", {}, {"appointments": [a.appointment_id for a in found]}
         )
@@ -219,7 +192,9 @@ class ReceptionistTools:
         if appointment.patient_id != patient.patient_id:
             raise SlotUnavailable("I couldn't find that appointment.")
         target = appointment.appointment_id
-        cancelled = await self._run(CANCEL_APPOINTMENT, target, appointment_id=target)
+        cancelled = await self._run(
+            CANCEL_APPOINTMENT, target, appointment_id=target, patient_id=patient.patient_id
+        )
         self._confirmed = None
         self.outcome = "cancelled"
         return self._record(
@@ -253,6 +228,30 @@ class ReceptionistTools:
             {"appointment_id": moved.appointment_id},
         )
         return call, moved
+
+    async def take_message(self, *, text: str, caller_name: str = "") -> ToolCall:
+        """Keep a message for the clinic's staff, with the caller's identity if known.
+
+        ``text`` is what the caller wants passed on; ``caller_name`` what they said
+        their name is, when they were not identified as a patient.
+        """
+        self._messages += 1
+        message = Message(
+            message_id=f"{self._call_id}:message:{self._messages}",
+            call_id=self._call_id,
+            clinic_id=self.clinic.clinic_id,
+            taken_at=self.now(),
+            text=text,
+            caller_name=caller_name,
+            patient_id=self.patient.patient_id if self.patient else None,
+        )
+        await self._office.take_message(message)
+        if self.outcome == "no_action":
+            self.outcome = "message_taken"
+        return self._record(
+            "take_message", {"text": "[phi]", "caller_name": "[phi]"},
+            {"message_id": message.message_id},
+        )  # fmt: skip
 
     def transfer_to_staff(self, *, reason: str) -> ToolCall:
         """Mark the call for transfer to a person."""

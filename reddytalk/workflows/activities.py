@@ -21,10 +21,10 @@ from typing import Any
 
 from reddytalk.errors import SchedulingError
 from reddytalk.ports import AuditEvent, CallControl, CallRecord, CallStore, Ehr
-from reddytalk.scheduling.model import Appointment
+from reddytalk.scheduling.wire import appointment_to_dict
 from reddytalk.workflows import booking, call_session
 
-__all__ = ["ACTIVITIES", "ActivityDeps", "appointment_from_dict", "appointment_to_dict"]
+__all__ = ["ACTIVITIES", "ActivityDeps"]
 
 log = logging.getLogger(__name__)
 
@@ -48,32 +48,6 @@ class ActivityDeps:
 
 
 Activity = Callable[[ActivityDeps, dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-def appointment_to_dict(appointment: Appointment) -> dict[str, Any]:
-    """An appointment as JSON data (workflow inputs and results must be JSON)."""
-    return {
-        "appointment_id": appointment.appointment_id,
-        "patient_id": appointment.patient_id,
-        "provider_id": appointment.provider_id,
-        "appointment_type": appointment.appointment_type,
-        "slot_id": appointment.slot_id,
-        "start": appointment.start.isoformat(),
-        "status": appointment.status,
-    }
-
-
-def appointment_from_dict(data: dict[str, Any]) -> Appointment:
-    """The appointment :func:`appointment_to_dict` wrote (``start`` with its UTC offset)."""
-    return Appointment(
-        appointment_id=data["appointment_id"],
-        patient_id=data["patient_id"],
-        provider_id=data["provider_id"],
-        appointment_type=data["appointment_type"],
-        slot_id=data["slot_id"],
-        start=dt.datetime.fromisoformat(data["start"]),
-        status=data["status"],
-    )
 
 
 async def _hold_slot(deps: ActivityDeps, data: dict[str, Any]) -> dict[str, Any]:
@@ -174,18 +148,16 @@ async def _transfer_to_staff(deps: ActivityDeps, data: dict[str, Any]) -> dict[s
 async def _finish_call(deps: ActivityDeps, data: dict[str, Any]) -> dict[str, Any]:
     """Close the call's audit trail; keep a record of a call the media worker never had."""
     call_id, outcome = data["call_id"], data["outcome"]
-    if await deps.store.get_call(call_id) is None:
-        now = deps.clock()
-        await deps.store.save_call(
-            CallRecord(
-                call_id=call_id,
-                clinic_id=data["clinic_id"],
-                started_at=now,
-                ended_at=now,
-                outcome=outcome,
-                transcript=(),
-            )
-        )
+    now = deps.clock()
+    stub = CallRecord(
+        call_id=call_id,
+        clinic_id=data["clinic_id"],
+        started_at=now,
+        ended_at=now,
+        outcome=outcome,
+        transcript=(),
+    )
+    await deps.store.save_call(stub, replace=False)  # the conversation's own record wins
     if await deps.store.claim(f"call-ended:{call_id}"):
         await _audit(deps, data, "call.ended", "call", outcome=outcome)
     return {}

@@ -26,12 +26,7 @@ from reddytalk.workflows.booking import (
     cancel_appointment,
     reschedule_appointment,
 )
-from reddytalk.workflows.call_session import (
-    CALL_SESSION,
-    HANG_UP_REQUESTED,
-    TRANSFER_REQUESTED,
-    call_session,
-)
+from reddytalk.workflows.call_session import CALL_SESSION, call_session
 from reddytalk.workflows.steps import Event, Retry, Workflow
 
 __all__ = ["WORKFLOWS", "InlineRunner"]
@@ -85,28 +80,6 @@ class _InlineSteps:
         return outcome if isinstance(outcome, Event) else None
 
 
-class _InlineCall:
-    """:class:`reddytalk.ports.Workflows` of one call on an :class:`InlineRunner`."""
-
-    def __init__(self, runner: InlineRunner, call_id: str) -> None:
-        self._runner = runner
-        self._call_id = call_id
-
-    async def run(self, name: str, *, instance_id: str, data: dict[str, Any]) -> dict[str, Any]:
-        return await self._runner.run(name, instance_id=instance_id, data=data)
-
-    async def end_call(self, *, transfer_reason: str | None) -> None:
-        """Tell the call's session, if it runs here; without telephony there is none."""
-        if not self._runner.is_running(self._call_id):
-            return
-        if transfer_reason is None:
-            await self._runner.raise_event(self._call_id, HANG_UP_REQUESTED, {})
-        else:
-            await self._runner.raise_event(
-                self._call_id, TRANSFER_REQUESTED, {"reason": transfer_reason}
-            )
-
-
 class InlineRunner:
     """Runs workflows in process with their activities inline.
 
@@ -154,13 +127,6 @@ class InlineRunner:
         result = await asyncio.shield(task)
         self._results[instance_id] = result
         return result
-
-    def for_call(self, *, call_id: str, call_token: str | None) -> _InlineCall:
-        """One call's view of this runner (no token is needed in process)."""
-        return _InlineCall(self, call_id)
-
-    async def close(self) -> None:
-        """Nothing to release: runs end with their callers."""
 
     def is_running(self, instance_id: str) -> bool:
         """Whether the instance is running now."""

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pocketsphinx import Decoder
 
+from reddytalk.calls.back_office import LocalBackOffice
 from reddytalk.dialogue import grammar
 from reddytalk.dialogue.policy import ReceptionistPolicy
 from reddytalk.dialogue.spoken import say_time
@@ -72,11 +73,10 @@ def _call(tmp_path: Path, activities: dict[str, Activity] | None = None) -> Iter
             activities={**ACTIVITIES, **(activities or {})},
             sleep=no_wait,
         )
+        office = LocalBackOffice(ehr=ehr, store=store, runner=runner, clock=lambda: NOW)
         tools = ReceptionistTools(
             clinic=demo_clinic(),
-            ehr=ehr,
-            store=store,
-            workflows=runner,
+            office=office.for_call(call_id="c1", clinic_id=DEMO_CLINIC_ID, call_token=None),
             call_id="c1",
             clock=lambda: NOW,
         )

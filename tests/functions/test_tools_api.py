@@ -27,7 +27,9 @@ from local_stack import functions_environment
 from function_app import app
 from functions import runtime
 from reddytalk.calls.call_tokens import CallTokens
-from reddytalk.errors import ProviderError
+from reddytalk.errors import BookingRefused, ProviderError
+from reddytalk.ports import CallRecord, Message
+from reddytalk.providers.back_office.tools_api import ToolsApi
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.providers.seed import (
     DEMO_CLINIC_ID,
@@ -38,11 +40,12 @@ from reddytalk.providers.seed import (
 )
 from reddytalk.providers.store.sqlite import SqliteStore
 from reddytalk.providers.store.sqlite_db import SqliteDb
-from reddytalk.providers.workflows.tools_api import ToolsApi
 from reddytalk.scheduling.model import Slot
 from reddytalk.workflows import booking
 
 SECRET = "t" * 40
+ROBERT = ("Robert", "Taylor", "1980-03-15")
+LINDA = ("Linda", "Wilson", "1975-07-04")
 
 
 @dataclass
@@ -82,6 +85,16 @@ class Stack:
             provider_id=None,
         )  # fmt: skip
         return slots[0]
+
+    async def identify(
+        self, call_id: str, token: str, person: tuple[str, str, str] | None = None
+    ) -> tuple[str, str]:
+        """Identify the caller (Robert by default) through the API: id and patient token."""
+        given, family, born = person or ROBERT
+        body = {"given_name": given, "family_name": family, "birth_date": born}
+        status, answer = await self.tool(call_id, "verify_identity", body, token)
+        assert status == 200, answer
+        return answer["patient"]["patient_id"], answer["patient_token"]
 
     async def robert(self) -> str:
         patient = await self.ehr.find_patient(
@@ -134,8 +147,10 @@ def run_stack(
 def test_booking_through_the_tools_api_books_once(run_stack: Callable[..., None]) -> None:
     async def scenario(stack: Stack) -> None:
         call_id, token = await stack.answered_call()
-        slot, patient_id = await stack.free_slot(), await stack.robert()
-        body = {"slot_id": slot.slot_id, "patient_id": patient_id, "appointment_type": "checkup"}
+        slot = await stack.free_slot()
+        patient_id, patient_token = await stack.identify(call_id, token)
+        body = {"slot_id": slot.slot_id, "patient_id": patient_id, "appointment_type": "checkup",
+                "patient_token": patient_token}  # fmt: skip
         status, first = await stack.tool(call_id, "book", body, token)
         assert status == 200, first
         assert first["status"] == "booked"
@@ -147,7 +162,8 @@ def test_booking_through_the_tools_api_books_once(run_stack: Callable[..., None]
         )
         assert [a.slot_id for a in upcoming] == [slot.slot_id]
 
-        cancel = {"appointment_id": first["appointment"]["appointment_id"]}
+        cancel = {"appointment_id": first["appointment"]["appointment_id"],
+                  "patient_id": patient_id, "patient_token": patient_token}  # fmt: skip
         status, cancelled = await stack.tool(call_id, "cancel", cancel, token)
         assert (status, cancelled["status"]) == (200, "cancelled")
         assert await stack.free_slot() == slot  # the earliest free slot again
@@ -158,10 +174,12 @@ def test_booking_through_the_tools_api_books_once(run_stack: Callable[..., None]
 def test_a_slot_someone_else_holds_is_refused_as_data(run_stack: Callable[..., None]) -> None:
     async def scenario(stack: Stack) -> None:
         call_id, token = await stack.answered_call()
-        slot, patient_id = await stack.free_slot(), await stack.robert()
+        slot = await stack.free_slot()
+        patient_id, patient_token = await stack.identify(call_id, token)
         until = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
         await stack.ehr.hold(slot_id=slot.slot_id, hold_key="another-call", until=until)
-        body = {"slot_id": slot.slot_id, "patient_id": patient_id, "appointment_type": "checkup"}
+        body = {"slot_id": slot.slot_id, "patient_id": patient_id, "appointment_type": "checkup",
+                "patient_token": patient_token}  # fmt: skip
         assert await stack.tool(call_id, "book", body, token) == (
             200, {"status": "refused", "reason": "That time was just taken."}
         )  # fmt: skip
@@ -197,26 +215,148 @@ def test_bad_requests_get_clear_errors_and_change_nothing(run_stack: Callable[..
 def test_the_media_workers_client_books_through_the_api(run_stack: Callable[..., None]) -> None:
     async def scenario(stack: Stack) -> None:
         call_id, token = await stack.answered_call()
-        slot, patient_id = await stack.free_slot(), await stack.robert()
         api = ToolsApi(base_url=stack.host.url)
         try:
-            workflows = api.for_call(call_id=call_id, call_token=token)
-            data = {"call_id": call_id, "clinic_id": DEMO_CLINIC_ID, "slot_id": slot.slot_id,
-                    "patient_id": patient_id, "appointment_type": "checkup"}  # fmt: skip
-            instance = booking.instance_id(booking.BOOK_APPOINTMENT, call_id, slot.slot_id)
-            result = await workflows.run(booking.BOOK_APPOINTMENT, instance_id=instance, data=data)
+            office = api.for_call(call_id=call_id, clinic_id=DEMO_CLINIC_ID, call_token=token)
+            start = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+            slots = await office.find_free_slots(
+                start=start, end=start + dt.timedelta(days=7), provider_id=None
+            )
+            assert slots[0] == await stack.free_slot()
+            with pytest.raises(BookingRefused):  # nobody identified yet: not even sent
+                await office.upcoming_appointments(patient_id=await stack.robert())
+            patient = await office.find_patient(
+                given_name="Robert", family_name="Taylor", birth_date=dt.date(1980, 3, 15)
+            )
+            assert patient is not None and patient.patient_id == await stack.robert()
+            data = {"call_id": call_id, "clinic_id": DEMO_CLINIC_ID, "slot_id": slots[0].slot_id,
+                    "patient_id": patient.patient_id, "appointment_type": "checkup"}  # fmt: skip
+            instance = booking.instance_id(booking.BOOK_APPOINTMENT, call_id, slots[0].slot_id)
+            result = await office.run(booking.BOOK_APPOINTMENT, instance_id=instance, data=data)
             assert result["status"] == "booked"
-            assert result["appointment"]["patient_id"] == patient_id
+            assert result["appointment"]["patient_id"] == patient.patient_id
+            [upcoming] = await office.upcoming_appointments(patient_id=patient.patient_id)
+            assert upcoming.slot_id == slots[0].slot_id
 
-            forged = api.for_call(call_id=call_id, call_token="forged")
+            forged = api.for_call(call_id=call_id, clinic_id=DEMO_CLINIC_ID, call_token="forged")
             with pytest.raises(ProviderError) as refused:
-                await forged.run(booking.BOOK_APPOINTMENT, instance_id=instance, data=data)
+                await forged.find_free_slots(start=start, end=start, provider_id=None)
             assert refused.value.retryable is False
-            tokenless = api.for_call(call_id=call_id, call_token=None)
+            tokenless = api.for_call(call_id=call_id, clinic_id=DEMO_CLINIC_ID, call_token=None)
             with pytest.raises(ProviderError):
-                await tokenless.run(booking.BOOK_APPOINTMENT, instance_id=instance, data=data)
+                await tokenless.find_free_slots(start=start, end=start, provider_id=None)
         finally:
             await api.close()
+
+    run_stack(scenario)
+
+
+def test_reads_messages_and_records_through_the_client(
+    run_stack: Callable[..., None], tmp_path: Path
+) -> None:
+    async def scenario(stack: Stack) -> None:
+        call_id, token = await stack.answered_call()
+        api = ToolsApi(base_url=stack.host.url)
+        try:
+            office = api.for_call(call_id=call_id, clinic_id=DEMO_CLINIC_ID, call_token=token)
+            born = dt.date(1990, 1, 2)
+            first = await office.register_patient(
+                given_name="Ada", family_name="Lovelace", birth_date=born
+            )
+            again = await office.register_patient(  # a retried request registers nobody new
+                given_name="Ada", family_name="Lovelace", birth_date=born
+            )
+            assert again == first
+            assert await office.upcoming_appointments(patient_id=first.patient_id) == []
+            with pytest.raises(BookingRefused):
+                await office.register_patient(
+                    given_name="Ada", family_name="Lovelace",
+                    birth_date=dt.date.today() + dt.timedelta(days=30),
+                )  # fmt: skip
+            message = Message(
+                message_id=f"{call_id}:message:1", call_id=call_id, clinic_id=DEMO_CLINIC_ID,
+                taken_at=dt.datetime.now(dt.UTC), text="Please call me about my refill.",
+                caller_name="Ada Lovelace", patient_id=first.patient_id,
+            )  # fmt: skip
+            await office.take_message(message)
+            await office.take_message(message)  # a retry keeps one
+            record = CallRecord(
+                call_id=call_id, clinic_id=DEMO_CLINIC_ID,
+                started_at=dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC),
+                ended_at=dt.datetime(2026, 11, 25, 15, 2, tzinfo=dt.UTC),
+                outcome="message_taken", transcript=(("caller", "a refill"), ("agent", "sure")),
+                tool_calls=({"name": "take_message"},), turn_timings=({"turn": 1},),
+            )  # fmt: skip
+            await office.keep_record(record)
+        finally:
+            await api.close()
+        with SqliteDb(tmp_path / "reddytalk.sqlite3") as db:
+            store = SqliteStore(db=db)
+            [kept] = await store.list_messages(DEMO_CLINIC_ID)
+            assert (kept.text, kept.caller_name, kept.patient_id) == (
+                message.text, "Ada Lovelace", first.patient_id
+            )  # fmt: skip
+            assert await store.get_call(call_id) == record
+            trail = [(e.action, e.resource) for e in await store.audit_trail(call_id)]
+            assert ("create", f"Patient/{first.patient_id}") in trail
+            assert ("create", f"Message/{message.message_id}") in trail
+            assert trail.count(("create", f"Message/{message.message_id}")) == 1
+
+    run_stack(scenario)
+
+
+def test_a_call_reaches_only_the_patient_it_identified(run_stack: Callable[..., None]) -> None:
+    async def scenario(stack: Stack) -> None:
+        call_id, token = await stack.answered_call()
+        robert, robert_token = await stack.identify(call_id, token)
+        other_call, other_token = await stack.answered_call()
+        linda, linda_token = await stack.identify(other_call, other_token, LINDA)
+        [lindas] = (await stack.tool(other_call, "upcoming_appointments",
+                                     {"patient_token": linda_token}, other_token))[1][
+            "appointments"]  # fmt: skip
+        slot = await stack.free_slot()
+        book = {"slot_id": slot.slot_id, "appointment_type": "checkup"}
+        cases = [
+            # no patient token, or one of another call, for reads and writes
+            (await stack.tool(call_id, "upcoming_appointments", {}, token), 403),
+            (await stack.tool(call_id, "upcoming_appointments",
+                              {"patient_token": linda_token}, token), 403),  # fmt: skip
+            (await stack.tool(call_id, "book", {**book, "patient_id": linda,
+                                                "patient_token": linda_token}, token), 403),
+            (await stack.tool(call_id, "book", {**book, "patient_id": linda,
+                                                "patient_token": robert_token}, token), 403),
+            # Robert's call cannot cancel Linda's appointment
+            (await stack.tool(call_id, "cancel", {
+                "appointment_id": lindas["appointment_id"], "patient_id": robert,
+                "patient_token": robert_token}, token), 403),  # fmt: skip
+            (await stack.tool(call_id, "verify_identity", {"given_name": "Robert"}, token), 400),
+            (await stack.tool(call_id, "verify_identity", {**dict(zip(
+                ("given_name", "family_name"), ROBERT, strict=False)), "birth_date": "15/03/1980"},
+                token), 400),  # fmt: skip
+            (await stack.tool(call_id, "find_slots",
+                              {"start": "2026-12-01T09:00:00", "end": "2026-12-02T09:00:00+00:00"},
+                              token), 400),  # fmt: skip
+            (await stack.tool(call_id, "find_slots",
+                              {"start": "2026-12-01T09:00:00+00:00",
+                               "end": "2027-06-01T09:00:00+00:00"}, token), 400),  # fmt: skip
+            (await stack.tool(call_id, "take_message",
+                              {"message_id": f"{other_call}:message:1", "text": "hi"}, token), 400),
+            (await stack.tool(call_id, "take_message",
+                              {"message_id": f"{call_id}:message:1", "text": " "}, token), 400),
+            (await stack.tool(call_id, "keep_record", {"outcome": "x"}, token), 400),
+        ]  # fmt: skip
+        assert [status for (status, _), _ in cases] == [expected for _, expected in cases]
+        assert "birth_date" in cases[6][0][1]["error"]
+        assert "linda" not in str(cases).lower()  # no error echoes another patient's name
+        now = dt.datetime.now(dt.UTC)
+        still = await stack.ehr.upcoming_appointments(patient_id=linda, after=now)
+        assert [a.appointment_id for a in still] == [lindas["appointment_id"]]
+        assert (await stack.free_slot()) == slot  # nothing was booked
+        unknown = {"given_name": "Nobody", "family_name": "Here", "birth_date": "2000-01-01"}
+        assert await stack.tool(call_id, "verify_identity", unknown, token) == (
+            200, {"patient": None}
+        )  # fmt: skip
+        assert robert != linda
 
     run_stack(scenario)
 
@@ -225,10 +365,11 @@ def test_an_unreachable_tools_api_is_a_retryable_provider_error() -> None:
     async def main() -> None:
         api = ToolsApi(base_url="http://127.0.0.1:9", timeout_s=2)
         try:
-            workflows = api.for_call(call_id="c1", call_token="t")
+            office = api.for_call(call_id="c1", clinic_id=DEMO_CLINIC_ID, call_token="t")
             with pytest.raises(ProviderError) as failed:
-                await workflows.run(booking.CANCEL_APPOINTMENT, instance_id="i",
-                                    data={"appointment_id": "a"})  # fmt: skip
+                await office.find_free_slots(
+                    start=dt.datetime.now(dt.UTC), end=dt.datetime.now(dt.UTC), provider_id=None
+                )
             assert failed.value.retryable is True
         finally:
             await api.close()

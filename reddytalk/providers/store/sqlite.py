@@ -15,7 +15,7 @@ import re
 import sqlite3
 from typing import Any
 
-from reddytalk.ports import AuditEvent, CallRecord
+from reddytalk.ports import AuditEvent, CallRecord, Message
 from reddytalk.providers.store.sqlite_db import SqliteDb, from_utc_iso, to_utc_iso
 from reddytalk.scheduling.model import AppointmentType, Clinic, OpeningHours, Provider
 
@@ -85,8 +85,11 @@ class SqliteStore:
 
         return await self._db.run(work, write=False)
 
-    async def save_call(self, record: CallRecord) -> None:
-        """Store a finished call; saving the same ``call_id`` again replaces it.
+    async def save_call(self, record: CallRecord, *, replace: bool = True) -> bool:
+        """Store a finished call; whether it was stored.
+
+        Saving the same ``call_id`` again replaces it, unless ``replace`` is False:
+        then a stored record stays as it is (and False is returned).
 
         Raises:
             ValueError: A time is naive, or the record holds values JSON cannot carry.
@@ -102,15 +105,18 @@ class SqliteStore:
             json.dumps(list(record.turn_timings)),
         )
 
-        def work(conn: sqlite3.Connection) -> None:
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+
+        def work(conn: sqlite3.Connection) -> bool:
             # A retried finalization writes the same record again: replace, never duplicate.
-            conn.execute(
-                "INSERT OR REPLACE INTO calls (call_id, clinic_id, started_at, ended_at,"
+            cursor = conn.execute(
+                f"{verb} INTO calls (call_id, clinic_id, started_at, ended_at,"
                 " outcome, transcript, tool_calls, turn_timings) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 values,
             )
+            return cursor.rowcount == 1
 
-        await self._db.run(work)
+        return await self._db.run(work)
 
     async def get_call(self, call_id: str) -> CallRecord | None:
         """A stored call, times in UTC, or None."""
@@ -144,6 +150,57 @@ class SqliteStore:
             )
 
         await self._db.run(work)
+
+    async def save_message(self, message: Message) -> bool:
+        """Keep a message for staff; False (and nothing changed) if its id is kept already.
+
+        Raises:
+            ValueError: ``message.taken_at`` is naive.
+        """
+        values = (
+            message.message_id,
+            message.call_id,
+            message.clinic_id,
+            to_utc_iso(message.taken_at),
+            message.text,
+            message.caller_name,
+            message.patient_id,
+            message.status,
+        )
+
+        def work(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO messages (message_id, call_id, clinic_id, taken_at, text,"
+                " caller_name, patient_id, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+            return cursor.rowcount == 1
+
+        return await self._db.run(work)
+
+    async def list_messages(self, clinic_id: str) -> list[Message]:
+        """The clinic's messages, oldest first."""
+
+        def work(conn: sqlite3.Connection) -> list[Message]:
+            rows = conn.execute(
+                "SELECT * FROM messages WHERE clinic_id = ? ORDER BY taken_at, message_id",
+                (clinic_id,),
+            ).fetchall()
+            return [
+                Message(
+                    message_id=row["message_id"],
+                    call_id=row["call_id"],
+                    clinic_id=row["clinic_id"],
+                    taken_at=from_utc_iso(row["taken_at"]),
+                    text=row["text"],
+                    caller_name=row["caller_name"],
+                    patient_id=row["patient_id"],
+                    status=row["status"],
+                )
+                for row in rows
+            ]
+
+        return await self._db.run(work)
 
     async def claim(self, key: str) -> bool:
         """Claim ``key`` once (the primary key makes it atomic across processes)."""

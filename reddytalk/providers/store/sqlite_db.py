@@ -1,6 +1,6 @@
 """One SQLite file shared by the embedded store and the embedded EHR.
 
-The file holds ReddyTalk's own records (clinics, phone numbers, calls, audit)
+The file holds ReddyTalk's own records (clinics, phone numbers, calls, messages, audit)
 and the embedded schedule (patients, slots, appointments). One connection is
 opened with ``check_same_thread=False`` and every use of it is serialized by one
 ``threading.Lock``, so the adapters can run their SQL in worker threads through
@@ -68,6 +68,17 @@ _SCHEMA: tuple[str, ...] = (
         details TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS audit_by_call ON audit (call_id, seq)",
+    """CREATE TABLE IF NOT EXISTS messages (
+        message_id TEXT PRIMARY KEY,
+        call_id TEXT NOT NULL,
+        clinic_id TEXT NOT NULL,
+        taken_at TEXT NOT NULL,
+        text TEXT NOT NULL,
+        caller_name TEXT NOT NULL,
+        patient_id TEXT,
+        status TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS messages_by_clinic ON messages (clinic_id, taken_at)",
     # Idempotency: at-least-once deliveries (Event Grid, callbacks) act once per key.
     """CREATE TABLE IF NOT EXISTS claims (
         claim_key TEXT PRIMARY KEY,
