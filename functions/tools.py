@@ -232,10 +232,10 @@ async def _write(
     request = {name: fields.text(body, name) for name in names}
     if call.patient(body) != request["patient_id"]:
         raise _Forbidden("the patient is not the one this call identified")
-    if workflow == booking.CANCEL_APPOINTMENT:
-        upcoming = await call.records.upcoming_appointments(patient_id=request["patient_id"])
-        if request["appointment_id"] not in {a.appointment_id for a in upcoming}:
-            raise _Forbidden("the appointment is not one of the patient's upcoming ones")
+    if "appointment_id" in request and not await call.records.owns(
+        patient_id=request["patient_id"], appointment_id=request["appointment_id"]
+    ):  # cancel and reschedule touch the patient's own appointments only
+        raise _Forbidden("the appointment is not one of the patient's upcoming ones")
     instance = booking.instance_id(workflow, call.grant.call_id, request[target])
     status = await client.get_status(instance)
     if getattr(status, "runtime_status", None) is None:  # a new request, not a retry

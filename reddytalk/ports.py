@@ -109,7 +109,8 @@ class Ehr(Protocol):
     async def create_patient(
         self, *, clinic_id: str, given_name: str, family_name: str, birth_date: dt.date
     ) -> Patient:
-        """Register a new patient."""
+        """Register a patient: the one with exactly this identity if there is one, else a
+        new one, atomically (FHIR: a conditional create), so a retry creates nobody twice."""
 
     async def find_free_slots(
         self, *, clinic_id: str, start: dt.datetime, end: dt.datetime, provider_id: str | None

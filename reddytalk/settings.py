@@ -60,7 +60,8 @@ class Settings:
         tools_secret: The secret the Functions app signs and verifies per-call tool tokens
             with (at least 32 bytes; Key Vault in Azure; never in repr).
         tools_api_url: The Functions app's origin, for the media worker: when set,
-            a call's writes run there as orchestrations; else in process.
+            every tool of a call (reads, writes as orchestrations, messages, the
+            call record) goes to its tools API; else it runs in process.
     """
 
     profile: str = "embedded"

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from reddytalk.errors import BookingRefused
+from reddytalk.errors import BookingRefused, SlotUnavailable
 from reddytalk.ports import AuditEvent, CallRecord, CallStore, Ehr, Message
 from reddytalk.scheduling.model import Appointment, Patient, Slot
 from reddytalk.workflows.call_session import HANG_UP_REQUESTED, TRANSFER_REQUESTED
@@ -23,6 +23,9 @@ __all__ = ["MAX_SLOT_SEARCH", "ClinicRecords", "LocalBackOffice", "LocalCallOffi
 
 MAX_SLOT_SEARCH = dt.timedelta(days=62)
 """The longest stretch one slot search may cover."""
+_NOT_IDENTIFIED = "I need to confirm who you are first."
+_LATEST_UTC_OFFSET = dt.timedelta(hours=14)
+"""Kiribati's: a birth date is in the future only once it is tomorrow everywhere."""
 
 
 class ClinicRecords:
@@ -85,7 +88,7 @@ class ClinicRecords:
         Raises:
             BookingRefused: The birth date is in the future.
         """
-        if birth_date > self._clock().date():
+        if birth_date > (self._clock() + _LATEST_UTC_OFFSET).date():  # today anywhere on earth
             raise BookingRefused("That date of birth is in the future.")
         existing = await self._ehr.find_patient(
             clinic_id=self._clinic_id,
@@ -128,6 +131,11 @@ class ClinicRecords:
         found = await self._ehr.upcoming_appointments(patient_id=patient_id, after=self._clock())
         await self._audit("search", f"Patient/{patient_id}/Appointment", count=str(len(found)))
         return found
+
+    async def owns(self, *, patient_id: str, appointment_id: str) -> bool:
+        """Whether ``appointment_id`` is one of the patient's upcoming appointments."""
+        upcoming = await self.upcoming_appointments(patient_id=patient_id)
+        return any(a.appointment_id == appointment_id for a in upcoming)
 
     async def take_message(self, message: Message) -> bool:
         """Keep ``message`` for staff; False if it was kept already (a retry).
@@ -191,19 +199,27 @@ class LocalCallOffice:
 
     async def upcoming_appointments(self, *, patient_id: str) -> list[Appointment]:
         if patient_id not in self._identified:
-            raise BookingRefused("I need to confirm who you are first.")
+            raise BookingRefused(_NOT_IDENTIFIED)
         return await self._records.upcoming_appointments(patient_id=patient_id)
 
     async def take_message(self, message: Message) -> None:
+        if message.patient_id is not None and message.patient_id not in self._identified:
+            raise BookingRefused(_NOT_IDENTIFIED)
         await self._records.take_message(message)
 
     async def keep_record(self, record: CallRecord) -> None:
         await self._records.keep_record(record)
 
     async def run(self, name: str, *, instance_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Run a write for the patient this call identified, on their own appointment."""
         patient_id = data.get("patient_id")
-        if patient_id is not None and patient_id not in self._identified:
-            raise BookingRefused("I need to confirm who you are first.")
+        if patient_id not in self._identified:
+            raise BookingRefused(_NOT_IDENTIFIED)
+        appointment_id = data.get("appointment_id")
+        if appointment_id is not None and not await self._records.owns(
+            patient_id=patient_id, appointment_id=appointment_id
+        ):
+            raise SlotUnavailable("I couldn't find that appointment.")
         return await self._runner.run(name, instance_id=instance_id, data=data)
 
     async def end_call(self, *, transfer_reason: str | None) -> None:

@@ -4,8 +4,16 @@ Started by ``incoming_call`` before it answers (instance id = the call's
 correlation id). It waits for ``CallConnected``; then follows the call until
 ``CallDisconnected``: a media stream that fails gets a short apology played by
 ACS itself and a transfer to the clinic's staff; a failed transfer gets an
-apology and a hang-up. At the end it stores the outcome and closes the audit
-trail. The live conversation itself is the media worker's.
+apology and a hang-up. At the end it makes sure the call has a record (the
+outcome, for a call that never reached the media worker) and closes the audit
+trail.
+
+The live conversation is the media worker's, and so is its account: the
+transcript, tool calls and per-turn timings reach the store through the tools
+API's ``keep_record`` when the conversation ends, not through this
+orchestration, because everything an orchestration receives is kept in the
+Durable task hub's history, where PHI must not be. The record the media worker
+keeps wins over the outcome stored here, whichever arrives first.
 """
 
 from __future__ import annotations

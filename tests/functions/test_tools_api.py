@@ -329,6 +329,9 @@ def test_a_call_reaches_only_the_patient_it_identified(run_stack: Callable[..., 
             (await stack.tool(call_id, "cancel", {
                 "appointment_id": lindas["appointment_id"], "patient_id": robert,
                 "patient_token": robert_token}, token), 403),  # fmt: skip
+            (await stack.tool(call_id, "reschedule", {
+                **book, "appointment_id": lindas["appointment_id"], "patient_id": robert,
+                "patient_token": robert_token}, token), 403),  # fmt: skip
             (await stack.tool(call_id, "verify_identity", {"given_name": "Robert"}, token), 400),
             (await stack.tool(call_id, "verify_identity", {**dict(zip(
                 ("given_name", "family_name"), ROBERT, strict=False)), "birth_date": "15/03/1980"},
@@ -346,7 +349,7 @@ def test_a_call_reaches_only_the_patient_it_identified(run_stack: Callable[..., 
             (await stack.tool(call_id, "keep_record", {"outcome": "x"}, token), 400),
         ]  # fmt: skip
         assert [status for (status, _), _ in cases] == [expected for _, expected in cases]
-        assert "birth_date" in cases[6][0][1]["error"]
+        assert "birth_date" in cases[7][0][1]["error"]
         assert "linda" not in str(cases).lower()  # no error echoes another patient's name
         now = dt.datetime.now(dt.UTC)
         still = await stack.ehr.upcoming_appointments(patient_id=linda, after=now)

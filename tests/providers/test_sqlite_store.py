@@ -1,4 +1,4 @@
-"""The SQLite store: clinics by number, calls, the append-only audit trail, the file itself."""
+"""The SQLite store: clinics by number, calls, messages, the append-only audit trail, the file."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from reddytalk.errors import ProviderError
-from reddytalk.ports import AuditEvent, CallRecord
+from reddytalk.ports import AuditEvent, CallRecord, Message
 from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic
 from reddytalk.providers.store.sqlite import SqliteStore
 from reddytalk.providers.store.sqlite_db import SCHEMA_VERSION, SqliteDb
@@ -219,3 +220,109 @@ def test_a_clinic_keeps_its_stream_rate_and_staff_number(store: SqliteStore) -> 
     found = asyncio.run(store.get_clinic(DEMO_CLINIC_ID))
     assert found is not None
     assert (found.stream_sample_rate_hz, found.staff_phone_number) == (24_000, "+15550100777")
+
+
+def test_saving_a_call_without_replace_keeps_the_stored_record(store: SqliteStore) -> None:
+    stub = replace(_call(), outcome="completed", transcript=(), tool_calls=(), turn_timings=())
+    assert asyncio.run(store.save_call(_call())) is True
+
+    assert asyncio.run(store.save_call(stub, replace=False)) is False
+    assert asyncio.run(store.get_call("call-1")) == _call()
+
+
+def test_saving_a_call_without_replace_stores_a_new_one(store: SqliteStore) -> None:
+    assert asyncio.run(store.save_call(_call(), replace=False)) is True
+    assert asyncio.run(store.get_call("call-1")) == _call()
+
+
+def test_saving_a_call_replaces_by_default_and_says_so(store: SqliteStore) -> None:
+    asyncio.run(store.save_call(_call(), replace=False))
+    retried = replace(_call(), outcome="transferred", transcript=())
+
+    assert asyncio.run(store.save_call(retried)) is True
+    assert asyncio.run(store.save_call(_call(), replace=True)) is True
+    assert asyncio.run(store.get_call("call-1")) == _call()
+
+
+def _message(message_id: str = "call-1:message:1", **changes: Any) -> Message:
+    message = Message(
+        message_id=message_id,
+        call_id="call-1",
+        clinic_id=DEMO_CLINIC_ID,
+        taken_at=dt.datetime(2026, 3, 2, 9, 2, 30, 125_000, tzinfo=CHICAGO),
+        text="Please call me back about my prescription.",
+        caller_name="Robert Taylor",
+        patient_id="pat_1",
+    )
+    return replace(message, **changes)
+
+
+def test_a_message_round_trips(store: SqliteStore) -> None:
+    message = _message()
+
+    assert asyncio.run(store.save_message(message)) is True
+
+    [stored] = asyncio.run(store.list_messages(DEMO_CLINIC_ID))
+    assert stored == message
+    assert stored.taken_at.utcoffset() == dt.timedelta(0)
+    assert stored.status == "open"
+
+
+def test_a_message_without_a_patient_round_trips(store: SqliteStore) -> None:
+    message = _message(patient_id=None, caller_name="")
+    asyncio.run(store.save_message(message))
+
+    [stored] = asyncio.run(store.list_messages(DEMO_CLINIC_ID))
+    assert stored == message
+    assert stored.patient_id is None
+
+
+def test_a_message_is_kept_once_by_its_id(store: SqliteStore) -> None:
+    first = _message()
+    asyncio.run(store.save_message(first))
+    retried = _message(text="Something else entirely.", caller_name="Someone", status="closed")
+
+    assert asyncio.run(store.save_message(retried)) is False
+    assert asyncio.run(store.list_messages(DEMO_CLINIC_ID)) == [first]
+
+
+def test_messages_are_listed_oldest_first(store: SqliteStore) -> None:
+    at = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
+    late = _message("call-1:message:1", taken_at=at + dt.timedelta(hours=2))
+    # Earlier in time, though written in another zone whose local clock reads later.
+    early = _message(
+        "call-2:message:1", call_id="call-2", taken_at=at.astimezone(ZoneInfo("Asia/Tokyo"))
+    )
+    middle = _message("call-3:message:1", call_id="call-3", taken_at=at + dt.timedelta(hours=1))
+    for message in (late, early, middle):
+        asyncio.run(store.save_message(message))
+
+    listed = asyncio.run(store.list_messages(DEMO_CLINIC_ID))
+    assert [m.message_id for m in listed] == [m.message_id for m in (early, middle, late)]
+
+
+def test_messages_are_kept_per_clinic(store: SqliteStore) -> None:
+    ours = _message()
+    theirs = _message("call-9:message:1", call_id="call-9", clinic_id="other-clinic")
+    asyncio.run(store.save_message(ours))
+    asyncio.run(store.save_message(theirs))
+
+    assert asyncio.run(store.list_messages(DEMO_CLINIC_ID)) == [ours]
+    assert asyncio.run(store.list_messages("other-clinic")) == [theirs]
+    assert asyncio.run(store.list_messages("no-such-clinic")) == []
+
+
+def test_a_message_with_a_naive_time_is_refused(store: SqliteStore) -> None:
+    with pytest.raises(ValueError, match="aware"):
+        asyncio.run(store.save_message(_message(taken_at=dt.datetime(2026, 3, 2, 9, 2))))
+    assert asyncio.run(store.list_messages(DEMO_CLINIC_ID)) == []
+
+
+def test_a_message_survives_reopening_the_file(db_path: Path) -> None:
+    with SqliteDb(db_path) as db:
+        asyncio.run(SqliteStore(db=db).save_message(_message()))
+
+    with SqliteDb(db_path) as db:
+        reopened = SqliteStore(db=db)
+        assert asyncio.run(reopened.list_messages(DEMO_CLINIC_ID)) == [_message()]
+        assert asyncio.run(reopened.save_message(_message())) is False

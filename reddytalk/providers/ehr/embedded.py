@@ -73,10 +73,15 @@ class EmbeddedEhr:
     async def create_patient(
         self, *, clinic_id: str, given_name: str, family_name: str, birth_date: dt.date
     ) -> Patient:
-        """Register a new patient of the clinic."""
-        patient = Patient(new_id("pat"), given_name.strip(), family_name.strip(), birth_date)
-        await self._db.run(lambda conn: _insert_patient(conn, clinic_id, patient))
-        return patient
+        """Register a patient: the one with this identity if there is one, else a new one.
+
+        Find and insert run in one transaction, so two overlapping registrations of
+        one person create one patient.
+        """
+        return await self.add_patient(
+            clinic_id=clinic_id, given_name=given_name, family_name=family_name,
+            birth_date=birth_date,
+        )  # fmt: skip
 
     async def add_patient(
         self,
@@ -152,14 +157,15 @@ class EmbeddedEhr:
         Raises:
             ValueError: ``start`` or ``end`` is naive.
         """
-        low = max(to_utc_iso(start), to_utc_iso(self._now()))
+        low = to_utc_iso(start)
         high = to_utc_iso(end)
         sql = (
             "SELECT * FROM slots WHERE clinic_id = ? AND status = 'free'"
-            " AND start_utc >= ? AND start_utc < ?"
+            " AND start_utc >= ? AND start_utc > ? AND start_utc < ?"
             " AND slot_id NOT IN (SELECT slot_id FROM slot_holds WHERE expires_utc > ?)"
         )
-        params: tuple[str, ...] = (clinic_id, low, high, to_utc_iso(self._now()))
+        now = to_utc_iso(self._now())  # a slot starting now can no longer be booked
+        params: tuple[str, ...] = (clinic_id, low, now, high, now)
         if provider_id is not None:
             sql += " AND provider_id = ?"
             params += (provider_id,)
