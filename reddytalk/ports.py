@@ -23,7 +23,9 @@ __all__ = [
     "CallStore",
     "DialoguePolicy",
     "Ehr",
+    "KeyEncryptionKey",
     "Message",
+    "Secrets",
     "RecognitionHints",
     "SpeechRecognizer",
     "SpeechToText",
@@ -340,4 +342,40 @@ class BackOffice(Protocol):
 
     async def close(self) -> None:
         """Release what it holds (at shutdown)."""
+        ...
+
+
+class KeyEncryptionKey(Protocol):
+    """The key that wraps each clinic's data key (envelope encryption of PHI).
+
+    A Key Vault key in the cloud, a local key file on the embedded profile. It
+    never leaves its home: data keys go to it to be wrapped and unwrapped.
+    """
+
+    @property
+    def key_id(self) -> str:
+        """The id of the key version that :meth:`wrap` uses now (stored next to each
+        wrapped data key, so rotation can tell old wraps from new)."""
+        ...
+
+    async def wrap(self, data_key: bytes) -> bytes:
+        """``data_key`` wrapped with the current key version."""
+        ...
+
+    async def unwrap(self, wrapped: bytes, *, key_id: str) -> bytes:
+        """The data key that the key version ``key_id`` wrapped.
+
+        Raises:
+            ProviderError: The key is unreachable (retryable) or the wrap is not its
+                own (not retryable).
+        """
+        ...
+
+
+class Secrets(Protocol):
+    """Named secrets: Key Vault through managed identity in the cloud, the environment
+    on the embedded profile. Values never reach logs or reprs."""
+
+    async def get(self, name: str) -> str | None:
+        """The secret's current value, or None if there is no such secret."""
         ...
