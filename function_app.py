@@ -4,6 +4,9 @@ import azure.durable_functions as df
 
 from functions import calls, health, tools
 from orchestrations import workflows
+from reddytalk.logs import install_redaction
+
+install_redaction()  # the host's log handler is not ours: redact records as they are made
 
 app = df.DFApp()
 app.register_functions(calls.bp)

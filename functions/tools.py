@@ -42,6 +42,7 @@ from reddytalk.calls import tool_requests as fields
 from reddytalk.calls.back_office import ClinicRecords
 from reddytalk.calls.call_tokens import CallGrant, CallTokens
 from reddytalk.errors import MalformedMessage, ProviderError, SchedulingError, Unauthorized
+from reddytalk.logs import bind_call, remember_phi
 from reddytalk.ports import Message
 from reddytalk.scheduling.wire import appointment_to_dict, patient_to_dict, slot_to_dict
 from reddytalk.workflows import booking
@@ -118,11 +119,13 @@ async def _register_patient(call: _Call, body: dict[str, Any]) -> dict[str, Any]
 
 
 def _person(body: dict[str, Any]) -> dict[str, Any]:
-    return {
+    person = {
         "given_name": fields.text(body, "given_name", limit=_MAX_NAME),
         "family_name": fields.text(body, "family_name", limit=_MAX_NAME),
         "birth_date": fields.date(body, "birth_date"),
     }
+    remember_phi(person["given_name"], person["family_name"])
+    return person
 
 
 async def _find_slots(call: _Call, body: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +199,7 @@ async def tools(req: func.HttpRequest, client: df.DurableOrchestrationClient) ->
         return _json(401, {"error": "unauthorized"})
     if grant.call_id != req.route_params.get("call_id"):
         return _json(403, {"error": "the token is for another call"})
+    bind_call(call_id=grant.call_id, clinic_id=grant.clinic_id)
     tool = req.route_params.get("tool", "")
     if tool not in READ_TOOLS and tool not in WRITE_TOOLS and tool not in CALL_TOOLS:
         return _json(404, {"error": f"no tool named {tool[:32]!r}"})

@@ -1,8 +1,13 @@
-"""Structured logs: call id and clinic id on every line, PHI-shaped text redacted.
+"""Structured logs: call id and clinic id on every line, PHI redacted.
 
-The rule is that nothing spoken or heard is logged at all; the redaction filter on
-the root logger is the second line of defence for what slips through (numbers
-that look like phone numbers or dates, e-mail addresses).
+The rule is that nothing spoken or heard is logged at all; redaction is the
+second line of defence for what slips through: numbers that look like phone
+numbers or dates, e-mail addresses, and the names this call has learnt (the
+tools :func:`remember_phi` them as soon as the caller says who they are).
+
+:func:`install_redaction` redacts every log record when it is made, whichever
+logger or handler it goes to, so it also covers the Functions host's own
+handler, which ReddyTalk does not configure.
 """
 
 from __future__ import annotations
@@ -12,10 +17,23 @@ import json
 import logging
 import re
 
-__all__ = ["RedactingFilter", "bind_call", "configure_logging"]
+__all__ = [
+    "RedactingFilter",
+    "bind_call",
+    "configure_logging",
+    "install_redaction",
+    "redact",
+    "remember_phi",
+]
 
 _call_id: contextvars.ContextVar[str] = contextvars.ContextVar("call_id", default="-")
 _clinic_id: contextvars.ContextVar[str] = contextvars.ContextVar("clinic_id", default="-")
+# One mutable set per call, shared by every task of the call (a child task that
+# learns a name adds it where the parent's records will see it too).
+_known_phi: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "known_phi", default=None
+)
+_MIN_WORD = 2
 
 _PATTERNS = (
     re.compile(r"\+?\d[\d\s().-]{6,}\d"),  # phone numbers and long digit runs
@@ -29,13 +47,51 @@ def bind_call(*, call_id: str, clinic_id: str) -> None:
     """Tag every log line of the current task (and its children) with the call."""
     _call_id.set(call_id)
     _clinic_id.set(clinic_id)
+    _known_phi.set(set())
+
+
+def remember_phi(*values: str) -> None:
+    """Redact these (names the caller gave) from every later log line of this call."""
+    known = _known_phi.get()
+    if known is None:  # outside a call: nothing to remember them for
+        return
+    for value in values:
+        known.update(w for w in re.findall(r"[^\W\d_]+", value) if len(w) >= _MIN_WORD)
 
 
 def redact(text: str) -> str:
-    """``text`` with PHI-shaped substrings replaced by ``[redacted]``."""
+    """``text`` with PHI-shaped substrings and the call's known names replaced."""
     for pattern in _PATTERNS:
         text = pattern.sub("[redacted]", text)
+    known = _known_phi.get()
+    if known:
+        words = "|".join(re.escape(w) for w in sorted(known, key=len, reverse=True))
+        text = re.sub(rf"\b(?:{words})\b", "[redacted]", text, flags=re.IGNORECASE)
     return text
+
+
+_redacting = False
+
+
+def install_redaction() -> None:
+    """Redact every log record of this process as it is made (idempotent)."""
+    global _redacting
+    if _redacting:
+        return
+    make = logging.getLogRecordFactory()
+
+    def redacted_record(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        try:
+            record.msg = redact(record.getMessage())
+            record.args = None
+        except Exception:  # a malformed format string: keep the record, lose the args
+            record.msg = redact(str(record.msg))
+            record.args = None
+        return record
+
+    logging.setLogRecordFactory(redacted_record)
+    _redacting = True
 
 
 class RedactingFilter(logging.Filter):
@@ -64,7 +120,8 @@ class _JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """JSON lines on stderr with the redaction filter on the root handler."""
+    """JSON lines on stderr, every record redacted."""
+    install_redaction()
     handler = logging.StreamHandler()
     handler.setFormatter(_JsonFormatter())
     handler.addFilter(RedactingFilter())

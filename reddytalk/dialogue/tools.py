@@ -17,6 +17,7 @@ from typing import Any
 
 from reddytalk.errors import BookingRefused, ProviderError, SchedulingError, SlotUnavailable
 from reddytalk.frames import ToolCall
+from reddytalk.logs import remember_phi
 from reddytalk.ports import CallOffice, Message
 from reddytalk.scheduling.model import Appointment, Clinic, Patient, Slot
 from reddytalk.scheduling.offering import choose_offers, search_window
@@ -75,6 +76,7 @@ class ReceptionistTools:
         self, *, given_name: str, family_name: str, birth_date: dt.date
     ) -> ToolCall:
         """Match the caller to a patient by name and date of birth."""
+        remember_phi(given_name, family_name)
         patient = await self._office.find_patient(
             given_name=given_name, family_name=family_name, birth_date=birth_date
         )
@@ -89,6 +91,7 @@ class ReceptionistTools:
         self, *, given_name: str, family_name: str, birth_date: dt.date
     ) -> ToolCall:
         """Register the caller as a new patient; they count as verified for this call."""
+        remember_phi(given_name, family_name)
         patient = await self._office.register_patient(
             given_name=given_name, family_name=family_name, birth_date=birth_date
         )
@@ -235,6 +238,7 @@ class ReceptionistTools:
         ``text`` is what the caller wants passed on; ``caller_name`` what they said
         their name is, when they were not identified as a patient.
         """
+        remember_phi(caller_name)
         self._messages += 1
         message = Message(
             message_id=f"{self._call_id}:message:{self._messages}",
