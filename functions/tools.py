@@ -119,13 +119,14 @@ async def _register_patient(call: _Call, body: dict[str, Any]) -> dict[str, Any]
 
 
 def _person(body: dict[str, Any]) -> dict[str, Any]:
-    person = {
-        "given_name": fields.text(body, "given_name", limit=_MAX_NAME),
-        "family_name": fields.text(body, "family_name", limit=_MAX_NAME),
+    given = fields.text(body, "given_name", limit=_MAX_NAME)
+    family = fields.text(body, "family_name", limit=_MAX_NAME)
+    remember_phi(given, family)
+    return {
+        "given_name": given,
+        "family_name": family,
         "birth_date": fields.date(body, "birth_date"),
     }
-    remember_phi(person["given_name"], person["family_name"])
-    return person
 
 
 async def _find_slots(call: _Call, body: dict[str, Any]) -> dict[str, Any]:
