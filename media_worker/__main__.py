@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from media_worker.app import create_app
+from media_worker.drain import DrainingServer
 from reddytalk.logs import configure_logging
 from reddytalk.settings import Settings
 
@@ -13,14 +14,16 @@ def main() -> None:
     """Serve on the configured host and port."""
     settings = Settings.from_env()
     configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
         access_log=False,  # a call's URL holds the dialled number
         ws_max_size=1 << 20,
     )
+    DrainingServer(config, drain=app.state.drain).run()
 
 
 if __name__ == "__main__":

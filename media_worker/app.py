@@ -11,6 +11,9 @@ Bearer``; learn.microsoft.com, "How to secure webhook endpoints and websocket
 connections"). With ``REDDYTALK_ACS_RESOURCE_ID`` set, the worker verifies it
 (signature, issuer, audience) and refuses the upgrade otherwise. Without it the
 worker only listens on loopback (the embedded profile's local caller).
+
+A replica asked to stop drains first (:mod:`media_worker.drain`): ``/healthz``
+says 503 and new streams are refused while the calls in progress finish.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from media_worker.drain import CallDrain
 from reddytalk.calls.service import Receptionist
 from reddytalk.composition import build_receptionist, build_token_verifier
 from reddytalk.errors import Unauthorized
@@ -39,6 +43,7 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 _CALL_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _POLICY_VIOLATION = 1008
+_TRY_AGAIN_LATER = 1013
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
@@ -53,6 +58,16 @@ async def _frames(websocket: WebSocket) -> AsyncIterator[str]:
 
 
 async def _call(websocket: WebSocket) -> None:
+    drain: CallDrain = websocket.app.state.drain
+    if drain.is_draining:
+        log.warning("refused a media stream: this replica is draining")
+        await websocket.close(code=_TRY_AGAIN_LATER)
+        return
+    with drain.call():
+        await _take_call(websocket)
+
+
+async def _take_call(websocket: WebSocket) -> None:
     receptionist: Receptionist = websocket.app.state.receptionist
     verifier: AcsTokenVerifier | None = websocket.app.state.verifier
     if verifier is not None:
@@ -86,7 +101,10 @@ async def _call(websocket: WebSocket) -> None:
 
 
 async def _healthz(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok"})
+    drain: CallDrain = request.app.state.drain
+    if drain.is_draining:  # the ingress stops sending new calls here
+        return JSONResponse({"status": "draining", "calls": drain.active}, status_code=503)
+    return JSONResponse({"status": "ok", "calls": drain.active})
 
 
 def create_app(settings: Settings | None = None, **build_options: Any) -> Starlette:
@@ -117,7 +135,9 @@ def create_app(settings: Settings | None = None, **build_options: Any) -> Starle
         finally:
             await receptionist.close()
 
-    return Starlette(
+    app = Starlette(
         routes=[Route("/healthz", _healthz), WebSocketRoute("/calls/{call_id}", _call)],
         lifespan=lifespan,
     )
+    app.state.drain = CallDrain()
+    return app
