@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from reddytalk.calls.back_office import LocalBackOffice
 from reddytalk.calls.service import Receptionist
 from reddytalk.calls.session import CallTuning
+from reddytalk.phi.cipher import PhiCipher
+from reddytalk.phi.local_kek import LocalKeyFile
 from reddytalk.ports import BackOffice, CallControl, CallStore, Ehr
 from reddytalk.providers.back_office.tools_api import ToolsApi
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.providers.seed import seed_demo
 from reddytalk.providers.store.sqlite import SqliteStore
-from reddytalk.providers.store.sqlite_db import SqliteDb
+from reddytalk.providers.store.sqlite_db import SCHEMA_VERSION, SqliteDb
+from reddytalk.providers.store.sqlite_keys import SqliteDataKeys
+from reddytalk.providers.store.sqlite_upgrade import seal_plaintext_store
 from reddytalk.providers.stt.pocketsphinx import PocketsphinxSpeechToText
 from reddytalk.providers.tts.espeak import EspeakTextToSpeech
 from reddytalk.settings import Settings
@@ -21,11 +28,87 @@ from reddytalk.telephony.acs_auth import AcsTokenVerifier
 from reddytalk.workflows.activities import ActivityDeps
 from reddytalk.workflows.runner import InlineRunner
 
-__all__ = ["build_call_control", "build_receptionist", "build_records", "build_token_verifier"]
+__all__ = [
+    "EmbeddedRecords",
+    "build_call_control",
+    "build_phi_cipher",
+    "build_receptionist",
+    "build_records",
+    "build_token_verifier",
+    "open_embedded_records",
+    "rotate_embedded_kek",
+]
 
 
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedRecords:
+    """The embedded profile's records: one SQLite file, its PHI cipher, the store and the
+    EHR on it. Closing it closes the file."""
+
+    db: SqliteDb
+    cipher: PhiCipher
+    store: SqliteStore
+    ehr: EmbeddedEhr
+
+    def close(self) -> None:
+        """Close the SQLite file."""
+        self.db.close()
+
+    def __enter__(self) -> EmbeddedRecords:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def build_phi_cipher(db: SqliteDb, *, key_dir: Path) -> PhiCipher:
+    """The embedded profile's cipher: data keys in ``db``, wrapped by the key files in
+    ``key_dir`` (created on first use)."""
+    return PhiCipher(kek=LocalKeyFile(key_dir), keys=SqliteDataKeys(db=db))
+
+
+def open_embedded_records(
+    settings: Settings,
+    *,
+    now: Callable[[], dt.datetime] = _utc_now,
+    open_plaintext: bool = False,
+) -> EmbeddedRecords:
+    """Open (or create) the SQLite file under ``settings.data_dir``, with its cipher.
+
+    The key-encryption key files live in ``settings.phi_key_dir``; everything that opens
+    one store file must use the same folder.
+
+    Args:
+        settings: Where the file and the keys are.
+        now: The EHR's clock.
+        open_plaintext: Open a schema 1 file too, for :func:`seal_plaintext_store`.
+
+    Raises:
+        ProviderError: The file cannot be opened, is of a newer schema, or of schema 1
+            (PHI in plaintext) without ``open_plaintext``.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = SqliteDb(settings.store_path, open_plaintext=open_plaintext)
+    cipher = build_phi_cipher(db, key_dir=settings.phi_key_dir)
+    return EmbeddedRecords(
+        db=db,
+        cipher=cipher,
+        store=SqliteStore(db=db, cipher=cipher),
+        ehr=EmbeddedEhr(db=db, cipher=cipher, now=now),
+    )
+
+
+async def rotate_embedded_kek(settings: Settings) -> int:
+    """Rotate the local key-encryption key and re-wrap every data key with the new one;
+    how many data keys were re-wrapped. Sealed data is not touched; the old key files
+    stay (delete them once no process may still hold a wrap of theirs)."""
+    with open_embedded_records(settings) as records:
+        await asyncio.to_thread(LocalKeyFile(settings.phi_key_dir).rotate)
+        return await records.cipher.rotate_kek()
 
 
 async def build_receptionist(
@@ -35,12 +118,13 @@ async def build_receptionist(
 
     The embedded profile opens (or creates) the SQLite store under
     ``settings.data_dir`` and seeds the demo clinic with two weeks of schedule
-    from today; seeding is idempotent.
+    from today; seeding is idempotent. A store written by schema 1, with PHI in
+    plaintext, is sealed in place first.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = SqliteDb(settings.store_path)
-    store = SqliteStore(db=db)
-    ehr = EmbeddedEhr(db=db, now=clock)
+    records = open_embedded_records(settings, now=clock, open_plaintext=True)
+    if records.db.schema_version < SCHEMA_VERSION:
+        await seal_plaintext_store(records.db, records.cipher)
+    store, ehr = records.store, records.ehr
     await seed_demo(store, ehr, today=clock().date())
     office: BackOffice
     if settings.tools_api_url:
@@ -62,10 +146,10 @@ async def build_receptionist(
 
 
 def build_records(settings: Settings) -> tuple[CallStore, Ehr]:
-    """ReddyTalk's own records and the clinics' EHR (one SQLite file on this profile)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = SqliteDb(settings.store_path)
-    return SqliteStore(db=db), EmbeddedEhr(db=db)
+    """ReddyTalk's own records and the clinics' EHR (one SQLite file on this profile,
+    PHI sealed with data keys wrapped by the key files in ``settings.phi_key_dir``)."""
+    records = open_embedded_records(settings)
+    return records.store, records.ehr
 
 
 def build_call_control(settings: Settings) -> CallControl:

@@ -40,7 +40,9 @@ class RecognitionHints:
     Attributes:
         state: The dialogue state the hints belong to (also a cache key).
         jsgf: A JSGF grammar (W3C JSpeech Grammar Format) of the expected answers,
-            for recognizers that take grammars.
+            for recognizers that take grammars. Empty means the caller speaks
+            freely (a message for staff): a grammar recognizer then uses its
+            general language model.
         phrases: Single phrases (names, providers, clinic words) for recognizers
             that take phrase lists.
     """

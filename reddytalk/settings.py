@@ -37,6 +37,8 @@ class Settings:
     Attributes:
         profile: ``embedded`` (local engines, no cloud) or ``cloud``.
         data_dir: Where the embedded store keeps its SQLite file.
+        key_dir: The embedded profile's key-encryption key files (they wrap the
+            clinics' PHI data keys); None: ``<data_dir>/keys`` (see :attr:`phi_key_dir`).
         host: Interface the media worker listens on (loopback by default: the
             embedded profile has no caller authentication yet).
         port: Its port.
@@ -66,6 +68,7 @@ class Settings:
 
     profile: str = "embedded"
     data_dir: Path = Path("var")
+    key_dir: Path | None = None
     host: str = "127.0.0.1"
     port: int = 8765
     end_of_turn_silence_ms: int = 400
@@ -87,6 +90,12 @@ class Settings:
         """The embedded store's SQLite file."""
         return self.data_dir / "reddytalk.sqlite3"
 
+    @property
+    def phi_key_dir(self) -> Path:
+        """The folder of the local key-encryption key files: ``key_dir``, else
+        ``<data_dir>/keys`` (so it follows a replaced ``data_dir``)."""
+        return self.key_dir if self.key_dir is not None else self.data_dir / "keys"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read ``REDDYTALK_*`` variables; a bad value raises ValueError naming it."""
@@ -99,6 +108,7 @@ class Settings:
         return cls(
             profile=profile,
             data_dir=Path(env.get("REDDYTALK_DATA_DIR", "var")),
+            key_dir=Path(env["REDDYTALK_KEY_DIR"]) if env.get("REDDYTALK_KEY_DIR") else None,
             host=env.get("REDDYTALK_HOST", "127.0.0.1"),
             port=_int(env, "REDDYTALK_PORT", 8765, 0, 65535),
             end_of_turn_silence_ms=_int(env, "REDDYTALK_END_OF_TURN_MS", 400, 100, 3000),
@@ -107,9 +117,7 @@ class Settings:
             log_level=env.get("REDDYTALK_LOG_LEVEL", "INFO").upper(),
             acs_connection_string=env.get("REDDYTALK_ACS_CONNECTION_STRING", ""),
             acs_resource_id=env.get("REDDYTALK_ACS_RESOURCE_ID", ""),
-            acs_openid_config_url=env.get(
-                "REDDYTALK_ACS_OPENID_CONFIG_URL", ACS_OPENID_CONFIG_URL
-            ),
+            acs_openid_config_url=env.get("REDDYTALK_ACS_OPENID_CONFIG_URL", ACS_OPENID_CONFIG_URL),
             acs_ca_file=env.get("REDDYTALK_ACS_CA_FILE", ""),
             cognitive_services_endpoint=env.get("REDDYTALK_COGNITIVE_SERVICES_ENDPOINT", ""),
             public_functions_url=env.get("REDDYTALK_PUBLIC_FUNCTIONS_URL", "http://127.0.0.1:7071"),

@@ -28,10 +28,8 @@ import uvicorn
 from local_caller import CallReport, load_scenario, place_call, report_json
 
 from media_worker.app import create_app
+from reddytalk.composition import open_embedded_records
 from reddytalk.logs import configure_logging
-from reddytalk.providers.ehr.embedded import EmbeddedEhr
-from reddytalk.providers.store.sqlite import SqliteStore
-from reddytalk.providers.store.sqlite_db import SqliteDb
 from reddytalk.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,9 +78,9 @@ async def _receptionist(settings: Settings) -> Any:
 
 async def _call_record(settings: Settings, report: CallReport) -> dict[str, Any]:
     """What the receptionist stored about the call, and the appointment it made."""
-    db = SqliteDb(settings.store_path)
+    records = open_embedded_records(settings)
     try:
-        store, ehr = SqliteStore(db=db), EmbeddedEhr(db=db)
+        store, ehr = records.store, records.ehr
         for _ in range(40):  # the worker writes the record just after hanging up
             record = await store.get_call(report.call_id)
             if record is not None:
@@ -114,7 +112,7 @@ async def _call_record(settings: Settings, report: CallReport) -> dict[str, Any]
             "turn_timings": list(record.turn_timings),
         }
     finally:
-        db.close()
+        records.close()
 
 
 def _result(report: CallReport, record: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
 from reddytalk.settings import Settings
@@ -34,3 +37,14 @@ def test_call_control_settings_are_read_and_the_secret_is_not_shown() -> None:
 def test_a_bad_value_is_refused_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(ValueError, match=name):
         Settings.from_env({name: value})
+
+
+def test_the_key_folder_defaults_to_the_data_folder_and_follows_it() -> None:
+    settings = Settings.from_env({"REDDYTALK_DATA_DIR": "/srv/reddytalk"})
+    assert settings.phi_key_dir == Path("/srv/reddytalk/keys")
+    moved = dataclasses.replace(settings, data_dir=Path("/tmp/demo"))
+    assert moved.phi_key_dir == Path("/tmp/demo/keys")
+
+    chosen = Settings.from_env({"REDDYTALK_KEY_DIR": "/etc/reddytalk/keys"})
+    assert chosen.phi_key_dir == Path("/etc/reddytalk/keys")
+    assert dataclasses.replace(chosen, data_dir=Path("x")).phi_key_dir == chosen.phi_key_dir

@@ -3,8 +3,9 @@ LLM policy uses.
 
 It produces the same kind of turn a model will: text to say (sentence by sentence,
 so speech starts on the first), tool calls, and an end or a transfer. Emergencies
-are decided by :mod:`reddytalk.dialogue.safety` before anything else; bookings go
-through :class:`ReceptionistTools`, whose guardrails hold whatever the policy does.
+are decided by :mod:`reddytalk.dialogue.safety` before anything else; bookings and
+messages for staff go through :class:`ReceptionistTools`, whose guardrails hold
+whatever the policy does.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class ReceptionistPolicy:
         self._chosen: Slot | None = None
         self._appointments: list[Appointment] = []
         self._target: Appointment | None = None
+        self._message = ""
         self._misunderstood = 0
         self._last_prompt = ""
 
@@ -112,6 +114,8 @@ class ReceptionistPolicy:
             S.OFFER_SLOTS: self._on_offer_choice,
             S.CONFIRM: self._on_confirm,
             S.CHOOSE_APPOINTMENT: self._on_choose_appointment,
+            S.ASK_MESSAGE: self._on_message,
+            S.ASK_MESSAGE_NAME: self._on_message_name,
         }.get(self.state)
         understood = False
         if handler is not None and text.strip():
@@ -147,6 +151,10 @@ class ReceptionistPolicy:
             else:
                 async for output in self._continue():
                     yield output
+        elif intent is Intent.MESSAGE:
+            yield self._ask(
+                S.ASK_MESSAGE, "Of course. What message would you like me to pass on to our staff?"
+            )
         elif intent is Intent.HOURS:
             yield Say(phrasing.say_hours(self._clinic))
             yield self._ask(S.ANYTHING_ELSE, _ANYTHING_ELSE)
@@ -175,6 +183,47 @@ class ReceptionistPolicy:
         yield self._tools.end_call()
         yield EndCall()
 
+    async def _on_message(self, text: str, intent: Intent | None) -> AsyncIterator[PolicyOutput]:
+        self._message = text.strip()
+        if self._tools.patient is None and self._name is None:
+            yield self._ask(
+                S.ASK_MESSAGE_NAME, "Thank you. May I have your first and last name, please?"
+            )
+        else:
+            async for output in self._take_message():
+                yield output
+
+    async def _on_message_name(
+        self, text: str, intent: Intent | None
+    ) -> AsyncIterator[PolicyOutput]:
+        if name := parse_full_name(text):
+            self._name = name
+            async for output in self._take_message():
+                yield output
+
+    async def _take_message(self) -> AsyncIterator[PolicyOutput]:
+        identified = self._tools.patient is not None
+        caller_name = " ".join(self._name) if self._name and not identified else ""
+        text, self._message = self._message, ""
+        try:
+            call = await self._tools.take_message(text=text, caller_name=caller_name)
+        except ProviderError:
+            # The message could not be kept: the caller tells a person rather than
+            # hanging up believing it was passed on.
+            self.state = S.ENDED
+            yield Say(
+                "I'm sorry, I can't pass on messages right now. "
+                "Let me connect you with our staff, who can take it for you."
+            )
+            yield self._tools.transfer_to_staff(reason="message_unavailable")
+            yield TransferToStaff(reason="message_unavailable")
+            return
+        yield call
+        yield Say(
+            "Thank you. I've passed your message on to our staff, and someone will call you back."
+        )
+        yield self._ask(S.ANYTHING_ELSE, _ANYTHING_ELSE)
+
     def _take_details(self, text: str) -> None:
         self._type = find_appointment_type(text, self._clinic.appointment_types) or self._type
         self._provider = find_provider(text, self._clinic.providers) or self._provider
@@ -186,9 +235,7 @@ class ReceptionistPolicy:
             self._name = name
             yield self._ask(S.ASK_BIRTH_DATE, f"Thank you, {name[0]}. What is your date of birth?")
 
-    async def _on_birth_date(
-        self, text: str, intent: Intent | None
-    ) -> AsyncIterator[PolicyOutput]:
+    async def _on_birth_date(self, text: str, intent: Intent | None) -> AsyncIterator[PolicyOutput]:
         birth_date = spoken.parse_date_of_birth(text)
         if birth_date is None or self._name is None:
             return
@@ -237,7 +284,9 @@ class ReceptionistPolicy:
         """Ask for what the request still lacks, or act on it."""
         if self._intent is Intent.BOOK:
             if self._type is None:
-                yield self._ask(S.ASK_TYPE, phrasing.say_type_choices(self._clinic.appointment_types))  # noqa: E501
+                yield self._ask(
+                    S.ASK_TYPE, phrasing.say_type_choices(self._clinic.appointment_types)
+                )
             elif self._when is None and self._provider is None:
                 yield self._ask(S.ASK_WHEN, "What day or time works best for you?")
             else:

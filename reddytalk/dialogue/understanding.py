@@ -38,6 +38,7 @@ class Intent(Enum):
     STAFF = "staff"
     GOODBYE = "goodbye"
     REPEAT = "repeat"
+    MESSAGE = "message"
 
 
 COMMON_GIVEN_NAMES: tuple[str, ...] = (
@@ -61,10 +62,15 @@ _NO = re.compile(
     r"^(?:(?:no|nope|nah|not really|don't|do not|that's all|that is all|nothing else|"
     r"none of those|neither)\b.*)$"
 )
+# Asking for a message or a call back comes first: "leave a message about my appointment"
+# is a message, and "call me back in two hours" no question about opening hours. A refill
+# alone is a message too (staff handle it), unless an appointment is asked for as well.
 _INTENTS: tuple[tuple[Intent, re.Pattern[str]], ...] = (
+    (Intent.MESSAGE, re.compile(r"\b(leave|take|pass|give|send)\b.*\b(message|voicemail)\b|\b(have|got) a message\b|\bmessage for\b|\b(call|ring) me\b|\bcall (me )?back\b|\breturn my call\b")),  # noqa: E501
     (Intent.RESCHEDULE, re.compile(r"\b(reschedule|move|change)\b.*\b(appointment|visit)\b")),
     (Intent.CANCEL, re.compile(r"\bcancel\b")),
     (Intent.BOOK, re.compile(r"\b(book|make|schedule|set up|need|want|get)\b.*\b(appointment|visit|checkup|check up|physical|follow up|sick visit)\b|\bsee (a|the) doctor\b")),  # noqa: E501
+    (Intent.MESSAGE, re.compile(r"\brefills?\b")),
     (Intent.STAFF, re.compile(r"\b(speak|talk)\b.*\b(someone|person|human|staff|receptionist|representative|nurse)\b|\b(operator|representative)\b")),  # noqa: E501
     (Intent.HOURS, re.compile(r"\b(hours|open|close|closing)\b")),
     (Intent.ADDRESS, re.compile(r"\b(address|located|location|where are you|directions)\b")),
@@ -115,9 +121,7 @@ def parse_full_name(text: str) -> tuple[str, str] | None:
     return kept[0].title(), kept[1].title()
 
 
-def find_appointment_type(
-    text: str, types: tuple[AppointmentType, ...]
-) -> AppointmentType | None:
+def find_appointment_type(text: str, types: tuple[AppointmentType, ...]) -> AppointmentType | None:
     """The appointment type the caller named, longest spoken name first."""
     words = f" {normalize(text)} "
     spoken = sorted(

@@ -158,8 +158,9 @@ async def seed_demo(store: SqliteStore, ehr: EmbeddedEhr, *, today: dt.date) -> 
             slot_id=linda_slot,
             patient_id=linda.patient_id,
             appointment_type="checkup",
-            # Keyed by day: a re-run replays the same booking, even after a demo cancelled it.
-            idempotency_key=f"seed:{clinic.clinic_id}:linda-wilson:{linda_start.date()}",
+            # Keyed by patient and day: a re-run replays the same booking, even after a demo
+            # cancelled it. By id, not name: the key is stored in plaintext.
+            idempotency_key=f"seed:{clinic.clinic_id}:{linda.patient_id}:{linda_start.date()}",
         )
     except SlotUnavailable:
         pass  # a demo call took that time since the last seeding; leave the schedule as is

@@ -17,10 +17,11 @@ from reddytalk.calls.answering import (
     answer_incoming_call,
 )
 from reddytalk.calls.call_tokens import CallGrant, CallTokens
+from reddytalk.composition import open_embedded_records
 from reddytalk.errors import ProviderError
 from reddytalk.providers.seed import DEMO_CLINIC_ID, demo_clinic
 from reddytalk.providers.store.sqlite import SqliteStore
-from reddytalk.providers.store.sqlite_db import SqliteDb
+from reddytalk.settings import Settings
 from reddytalk.telephony.acs_events import IncomingCall
 
 LINKS = CallLinks(
@@ -69,7 +70,7 @@ def _call(to_number: str = "+15550100200", call_id: str = "corr-1") -> IncomingC
 
 @pytest.fixture
 def store(tmp_path: Path) -> SqliteStore:
-    store = SqliteStore(db=SqliteDb(tmp_path / "store.sqlite3"))
+    store = open_embedded_records(Settings(data_dir=tmp_path)).store
     asyncio.run(store.save_clinic(demo_clinic()))
     return store
 

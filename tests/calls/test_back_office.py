@@ -15,13 +15,17 @@ from typing import Any
 import pytest
 
 from reddytalk.calls.back_office import MAX_SLOT_SEARCH, ClinicRecords, LocalBackOffice
+from reddytalk.composition import open_embedded_records
 from reddytalk.errors import BookingRefused, SchedulingError
+from reddytalk.phi.cipher import PhiCipher
 from reddytalk.ports import CallRecord, Message
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
+from reddytalk.providers.ehr.embedded_patients import SealedPatients
 from reddytalk.providers.seed import DEMO_CLINIC_ID, seed_demo
 from reddytalk.providers.store.sqlite import SqliteStore
 from reddytalk.providers.store.sqlite_db import SqliteDb
 from reddytalk.scheduling.model import Patient, Slot
+from reddytalk.settings import Settings
 from reddytalk.workflows.activities import ACTIVITIES, ActivityDeps
 from reddytalk.workflows.booking import BOOK_APPOINTMENT, CANCEL_APPOINTMENT, instance_id
 from reddytalk.workflows.call_session import CALL_SESSION, FINISH_CALL
@@ -39,6 +43,7 @@ class Env:
     db: SqliteDb
     store: SqliteStore
     ehr: EmbeddedEhr
+    cipher: PhiCipher
 
     def records(self, call_id: str = CALL_ID, clinic_id: str = DEMO_CLINIC_ID) -> ClinicRecords:
         return ClinicRecords(
@@ -63,12 +68,11 @@ class Env:
         return asyncio.run(self.ehr.find_patient(clinic_id=DEMO_CLINIC_ID, **person))
 
     def count_patients(self, person: dict[str, Any]) -> int:
-        sql = (
-            "SELECT count(*) FROM patients WHERE clinic_id = ? AND given_name = ?"
-            " AND family_name = ? AND birth_date = ?"
-        )
-        born = person["birth_date"].isoformat()
-        params = (DEMO_CLINIC_ID, person["given_name"], person["family_name"], born)
+        # No column holds a name: rows are counted by the blind index of the identity.
+        patients = SealedPatients(db=self.db, cipher=self.cipher)
+        index = asyncio.run(patients.identity_index(DEMO_CLINIC_ID, **person))
+        sql = "SELECT count(*) FROM patients WHERE clinic_id = ? AND identity_index = ?"
+        params = (DEMO_CLINIC_ID, index)
         return int(self.db.transact(lambda conn: conn.execute(sql, params).fetchone()[0]))
 
     def bookable_slot(self) -> Slot:
@@ -88,10 +92,9 @@ class Env:
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
-    with SqliteDb(tmp_path / "reddytalk.sqlite3") as db:
-        store, ehr = SqliteStore(db=db), EmbeddedEhr(db=db, now=lambda: NOW)
-        asyncio.run(seed_demo(store, ehr, today=NOW.date()))
-        yield Env(db, store, ehr)
+    with open_embedded_records(Settings(data_dir=tmp_path), now=lambda: NOW) as records:
+        asyncio.run(seed_demo(records.store, records.ehr, today=NOW.date()))
+        yield Env(records.db, records.store, records.ehr, records.cipher)
 
 
 def _message(message_id: str = f"{CALL_ID}:message:1", **changes: Any) -> Message:

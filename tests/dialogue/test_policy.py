@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,17 +14,19 @@ import pytest
 from pocketsphinx import Decoder
 
 from reddytalk.calls.back_office import LocalBackOffice
+from reddytalk.composition import open_embedded_records
 from reddytalk.dialogue import grammar
 from reddytalk.dialogue.policy import ReceptionistPolicy
 from reddytalk.dialogue.spoken import say_time
 from reddytalk.dialogue.tools import ReceptionistTools
 from reddytalk.errors import BookingRefused, ProviderError
 from reddytalk.frames import EndCall, PolicyOutput, Say, ToolCall, Transcript, TransferToStaff
+from reddytalk.ports import CallOffice, Message
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.providers.seed import DEMO_CLINIC_ID, demo_clinic, seed_demo
 from reddytalk.providers.store.sqlite import SqliteStore
-from reddytalk.providers.store.sqlite_db import SqliteDb
 from reddytalk.scheduling.model import Appointment, Patient
+from reddytalk.settings import Settings
 from reddytalk.workflows.activities import ACTIVITIES, Activity, ActivityDeps
 from reddytalk.workflows.booking import WRITE_APPOINTMENT
 from reddytalk.workflows.runner import InlineRunner
@@ -35,6 +37,7 @@ NOW = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)  # Wednesday, 9 A M in Chi
 @dataclass
 class Call:
     ehr: EmbeddedEhr
+    store: SqliteStore
     tools: ReceptionistTools
     policy: ReceptionistPolicy
 
@@ -57,12 +60,18 @@ class Call:
     def upcoming(self, patient: Patient) -> list[Appointment]:
         return asyncio.run(self.ehr.upcoming_appointments(patient_id=patient.patient_id, after=NOW))
 
+    def messages(self) -> list[Message]:
+        return asyncio.run(self.store.list_messages(DEMO_CLINIC_ID))
+
 
 @contextlib.contextmanager
-def _call(tmp_path: Path, activities: dict[str, Activity] | None = None) -> Iterator[Call]:
-    with SqliteDb(tmp_path / "t.sqlite3") as db:
-        store = SqliteStore(db=db)
-        ehr = EmbeddedEhr(db=db, now=lambda: NOW)
+def _call(
+    tmp_path: Path,
+    activities: dict[str, Activity] | None = None,
+    office: Callable[[CallOffice], CallOffice] = lambda office: office,
+) -> Iterator[Call]:
+    with open_embedded_records(Settings(data_dir=tmp_path), now=lambda: NOW) as records:
+        store, ehr = records.store, records.ehr
         asyncio.run(seed_demo(store, ehr, today=NOW.date()))
 
         async def no_wait(seconds: float) -> None:
@@ -73,14 +82,15 @@ def _call(tmp_path: Path, activities: dict[str, Activity] | None = None) -> Iter
             activities={**ACTIVITIES, **(activities or {})},
             sleep=no_wait,
         )
-        office = LocalBackOffice(ehr=ehr, store=store, runner=runner, clock=lambda: NOW)
+        back_office = LocalBackOffice(ehr=ehr, store=store, runner=runner, clock=lambda: NOW)
+        call_office = back_office.for_call(call_id="c1", clinic_id=DEMO_CLINIC_ID, call_token=None)
         tools = ReceptionistTools(
             clinic=demo_clinic(),
-            office=office.for_call(call_id="c1", clinic_id=DEMO_CLINIC_ID, call_token=None),
+            office=office(call_office),
             call_id="c1",
             clock=lambda: NOW,
         )
-        yield Call(ehr, tools, ReceptionistPolicy(tools=tools))
+        yield Call(ehr, store, tools, ReceptionistPolicy(tools=tools))
 
 
 @pytest.fixture
@@ -297,12 +307,21 @@ def test_booking_tool_refuses_an_unverified_caller(call: Call) -> None:
         asyncio.run(call.tools.book(slot=free[0], appointment_type="checkup"))
 
 
-@pytest.mark.parametrize("state", list(grammar.DialogueState))
+GRAMMAR_STATES = [s for s in grammar.DialogueState if s is not grammar.DialogueState.ASK_MESSAGE]
+
+
+@pytest.mark.parametrize("state", GRAMMAR_STATES)
 def test_every_state_grammar_compiles_in_pocketsphinx(state: grammar.DialogueState) -> None:
     hints = grammar.hints_for(state, demo_clinic())
     assert hints.state == state.value
     decoder = Decoder(samprate=16000, loglevel="FATAL", lm=None)
     decoder.add_jsgf_string(state.value, hints.jsgf)
+
+
+def test_the_message_is_dictated_not_constrained_by_a_grammar() -> None:
+    hints = grammar.hints_for(grammar.DialogueState.ASK_MESSAGE, demo_clinic())
+    assert hints.jsgf == ""
+    assert "Doctor Patel" in hints.phrases  # phrase-list recognizers still get the clinic's words
 
 
 def test_policy_hints_follow_the_state(call: Call) -> None:
@@ -324,3 +343,100 @@ def test_an_unreachable_schedule_after_the_yes_hands_the_caller_to_staff(tmp_pat
         assert call.tools.outcome == "transferred:schedule_unavailable"
         robert = call.patient(*ROBERT)
         assert robert is not None and call.upcoming(robert) == []
+
+
+# -- messages for staff ---------------------------------------------------------
+
+MESSAGE = "please ask doctor patel to call me back about my test results"
+
+
+def test_an_unidentified_caller_leaves_a_message(call: Call) -> None:
+    request, message, name, done = call.script(
+        "i'd like to leave a message", MESSAGE, "my name is sarah johnson", "no thank you"
+    )
+    assert _says(request) == "Of course. What message would you like me to pass on to our staff?"
+    assert _tools(message) == []  # nothing kept before the caller said who they are
+    assert "first and last name" in _says(message)
+    [taken] = _tools(name)
+    assert taken.name == "take_message"
+    assert taken.arguments == {"text": "[phi]", "caller_name": "[phi]"}  # the record holds no PHI
+    assert "passed your message on to our staff" in _says(name)
+    assert _says(name).endswith("Is there anything else I can help you with?")
+    [kept] = call.messages()
+    assert kept.message_id == taken.result["message_id"]
+    assert (kept.text, kept.caller_name, kept.patient_id) == (MESSAGE, "Sarah Johnson", None)
+    assert (kept.call_id, kept.taken_at) == ("c1", NOW)
+    assert done[-1] == EndCall()
+    assert call.tools.outcome == "message_taken"
+
+
+def test_the_message_is_dictated_and_the_name_heard_with_a_grammar(call: Call) -> None:
+    call.say("can you take a message")
+    assert call.policy.state is grammar.DialogueState.ASK_MESSAGE
+    assert call.policy.hints().jsgf == ""
+    call.say(MESSAGE)
+    assert call.policy.state is grammar.DialogueState.ASK_MESSAGE_NAME
+    assert "johnson" in call.policy.hints().jsgf
+
+
+def test_a_verified_caller_is_not_asked_their_name_again(call: Call) -> None:
+    call.script(*BOOK_UNTIL_CONFIRM, "yes please")
+    robert = call.patient(*ROBERT)
+    assert robert is not None
+    request, message = call.script("i have a message for the doctor", "my knee still hurts")
+    assert "What message" in _says(request)
+    assert [c.name for c in _tools(message)] == ["take_message"]
+    assert "name" not in _says(message)
+    [kept] = call.messages()
+    assert (kept.text, kept.caller_name, kept.patient_id) == (
+        "my knee still hurts", "", robert.patient_id,
+    )  # fmt: skip
+    assert call.tools.outcome == "booked"  # the message does not hide the booking
+    assert call.policy.state is grammar.DialogueState.ANYTHING_ELSE
+
+
+def test_a_caller_whose_name_is_not_understood_is_offered_staff(call: Call) -> None:
+    turns = call.script("i'd like to leave a message", MESSAGE, "banana", "banana")
+    assert "didn't catch that" in _says(turns[2])
+    assert "connect you with our staff" in _says(turns[3])
+    assert call.policy.state is grammar.DialogueState.OFFER_STAFF
+    assert call.messages() == []
+
+
+def test_a_silent_turn_is_not_taken_as_the_message(call: Call) -> None:
+    _, silent = call.script("i'd like to leave a message", "")
+    assert "didn't catch that" in _says(silent)
+    assert "What message would you like" in _says(silent)
+    assert call.policy.state is grammar.DialogueState.ASK_MESSAGE
+
+
+class _MessagesDown:
+    """The call's back office, with its message store unreachable."""
+
+    def __init__(self, office: CallOffice) -> None:
+        self._office = office
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._office, name)
+
+    async def take_message(self, message: Message) -> None:
+        raise ProviderError("message store unavailable", retryable=True)
+
+
+def test_a_message_that_cannot_be_kept_goes_to_staff(tmp_path: Path) -> None:
+    with _call(tmp_path, office=_MessagesDown) as call:
+        *_, answer = call.script("i'd like to leave a message", MESSAGE, "sarah johnson")
+        assert "connect you with our staff" in _says(answer)
+        assert [c.name for c in _tools(answer)] == ["transfer_to_staff"]
+        assert answer[-1] == TransferToStaff(reason="message_unavailable")
+        assert call.tools.outcome == "transferred:message_unavailable"
+        assert call.policy.state is grammar.DialogueState.ENDED
+        assert call.messages() == []
+
+
+def test_an_emergency_said_as_the_message_is_an_emergency(call: Call) -> None:
+    _, answer = call.script("can someone call me back", "i have chest pain")
+    assert "9 1 1" in _says(answer)
+    assert answer[-1] == TransferToStaff(reason="emergency")
+    assert call.tools.outcome == "transferred:emergency_medical"
+    assert call.messages() == []

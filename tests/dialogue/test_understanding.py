@@ -21,8 +21,19 @@ CLINIC = demo_clinic()
 
 
 @pytest.mark.parametrize(
-    "text", ["yes", "Yes please", "yeah that works", "Yep.", "sure", "that's right", "OK",
-             "correct", "go ahead", "Yes, that's right"],
+    "text",
+    [
+        "yes",
+        "Yes please",
+        "yeah that works",
+        "Yep.",
+        "sure",
+        "that's right",
+        "OK",
+        "correct",
+        "go ahead",
+        "Yes, that's right",
+    ],
 )
 def test_is_yes(text: str) -> None:
     assert is_yes(text)
@@ -30,7 +41,8 @@ def test_is_yes(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["no", "No thank you", "nope", "none of those", "that's all", "Nah.", "no thanks"],
+    "text",
+    ["no", "No thank you", "nope", "none of those", "that's all", "Nah.", "no thanks"],
 )
 def test_is_no(text: str) -> None:
     assert is_no(text)
@@ -67,13 +79,28 @@ def test_normalize() -> None:
         ("goodbye", Intent.GOODBYE),
         ("no thank you", Intent.GOODBYE),
         ("could you repeat that", Intent.REPEAT),
+        ("I'd like to leave a message", Intent.MESSAGE),
+        ("can you take a message", Intent.MESSAGE),
+        ("could I leave a message for Doctor Patel", Intent.MESSAGE),
+        ("I have a message for the doctor", Intent.MESSAGE),
+        ("I need a prescription refill, can someone call me back?", Intent.MESSAGE),
+        ("I need a refill", Intent.MESSAGE),
+        ("please have the nurse call me", Intent.MESSAGE),
+        ("can you pass a message to my doctor", Intent.MESSAGE),
+        # a message about an appointment, or a call back later, is still a message
+        ("I want to leave a message about my appointment", Intent.MESSAGE),
+        ("can someone call me back in two hours", Intent.MESSAGE),
+        # a refill is only a message when no appointment is asked for
+        ("I need to book an appointment for a refill", Intent.BOOK),
     ],
 )
 def test_detect_intent(text: str, intent: Intent) -> None:
     assert detect_intent(text) is intent
 
 
-@pytest.mark.parametrize("text", ["", "banana", "march fifteenth nineteen eighty", "yes"])
+@pytest.mark.parametrize(
+    "text", ["", "banana", "march fifteenth nineteen eighty", "yes", "my message", "the messenger"]
+)
 def test_no_intent(text: str) -> None:
     assert detect_intent(text) is None
 

@@ -23,11 +23,10 @@ from local_caller import CallReport, load_scenario, place_call
 from local_stack import local_stack
 from receptionist_cli import _call_record
 
+from reddytalk.composition import open_embedded_records
 from reddytalk.dialogue.spoken import say_date, say_time
 from reddytalk.dialogue.understanding import normalize
-from reddytalk.providers.seed import demo_clinic
-from reddytalk.providers.store.sqlite import SqliteStore
-from reddytalk.providers.store.sqlite_db import SqliteDb
+from reddytalk.providers.seed import DEMO_CLINIC_ID, demo_clinic
 from reddytalk.settings import Settings
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -50,8 +49,8 @@ async def _call(scenario: str, phone_url: str, settings: Settings) -> Call:
 
 async def _sessions_ended(settings: Settings, calls: list[Call]) -> None:
     """Wait (bounded) until every call's session orchestration has recorded its end."""
-    with SqliteDb(settings.store_path) as db:
-        store = SqliteStore(db=db)
+    with open_embedded_records(settings) as records:
+        store = records.store
 
         async def has_ended(call_id: str) -> bool:
             return any(e.action == "call.ended" for e in await store.audit_trail(call_id))
@@ -135,6 +134,7 @@ def test_every_scenario_file_is_called(calls: dict[str, Call | BaseException]) -
         "opening-hours.yaml",
         "emergency.yaml",
         "barge-in.yaml",
+        "leave-a-message.yaml",
     }
     for name in calls:
         _finished(calls, name)
@@ -146,8 +146,8 @@ def test_every_call_went_through_the_functions_app(
     """incoming_call answered it, call_events followed it, call_session recorded its end."""
     for name in calls:
         call = _finished(calls, name)
-        with SqliteDb(call.data_dir / "reddytalk.sqlite3") as db:
-            trail = asyncio.run(SqliteStore(db=db).audit_trail(call.report.call_id))
+        with open_embedded_records(Settings(data_dir=call.data_dir)) as records:
+            trail = asyncio.run(records.store.audit_trail(call.report.call_id))
         actions = [e.action for e in trail]
         assert actions[0] == "call.answered", (name, actions)
         assert actions[-1] == "call.ended", (name, actions)
@@ -212,11 +212,10 @@ def test_booking_call_books_the_slot_the_caller_heard_read_back(
     tools = [c["name"] for c in record["tool_calls"]]
     assert tools.count("book") == 1 and "verify_identity" in tools
     assert report.hung_up_by == "receptionist"
+    with open_embedded_records(Settings(data_dir=call.data_dir)) as records:
+        found = asyncio.run(records.ehr.get_patient(appointment["patient_id"]))
+        booked_for = None if found is None else (found.given_name, found.family_name)
     with sqlite3.connect(call.data_dir / "reddytalk.sqlite3") as db:
-        booked_for = db.execute(
-            "SELECT given_name, family_name FROM patients WHERE patient_id = ?",
-            (appointment["patient_id"],),
-        ).fetchone()
         slot = db.execute(
             "SELECT status FROM slots WHERE slot_id = (SELECT slot_id FROM appointments "
             "WHERE appointment_id = ?)",
@@ -232,12 +231,28 @@ def test_booking_call_books_the_slot_the_caller_heard_read_back(
         ("emergency.yaml", "transfer:emergency"),
         ("opening-hours.yaml", "no_action"),
         ("cancel.yaml", "cancelled"),
+        ("leave-a-message.yaml", "message_taken"),
     ],
 )
 def test_scenarios_end_as_expected(
     scenario: str, outcome: str, calls: dict[str, Call | BaseException]
 ) -> None:
     assert _finished(calls, scenario).record["outcome"] == outcome
+
+
+def test_a_message_left_is_kept_for_staff_through_the_tools_api(
+    calls: dict[str, Call | BaseException],
+) -> None:
+    call = _finished(calls, "leave-a-message.yaml")
+    with open_embedded_records(Settings(data_dir=call.data_dir)) as records:
+        kept = asyncio.run(records.store.list_messages(DEMO_CLINIC_ID))
+        trail = asyncio.run(records.store.audit_trail(call.report.call_id))
+    [message] = [m for m in kept if m.call_id == call.report.call_id]
+    assert message.caller_name == "Michael Brown"
+    assert message.patient_id is None
+    # dictation is rough, but the gist reaches staff
+    assert {"late", "appointment"} <= set(message.text.split())
+    assert ("create", f"Message/{message.message_id}") in [(e.action, e.resource) for e in trail]
 
 
 def test_barge_in_stops_the_greeting(calls: dict[str, Call | BaseException]) -> None:

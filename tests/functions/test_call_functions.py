@@ -30,9 +30,9 @@ from local_acs import LocalAcs, TlsFiles, make_tls
 from local_stack import functions_environment
 
 from functions import runtime
+from reddytalk.composition import open_embedded_records
 from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic
-from reddytalk.providers.store.sqlite import SqliteStore
-from reddytalk.providers.store.sqlite_db import SqliteDb
+from reddytalk.settings import Settings
 from reddytalk.workflows.activities import ACTIVITIES
 from reddytalk.workflows.runner import WORKFLOWS
 
@@ -155,8 +155,8 @@ def run_stack(
     tls: TlsFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[[Callable[[Stack], Awaitable[None]]], Stack]]:
     """Run a scenario against the functions with a local ACS and a Durable stand-in."""
-    with SqliteDb(tmp_path / "reddytalk.sqlite3") as db:
-        asyncio.run(SqliteStore(db=db).save_clinic(demo_clinic()))
+    with open_embedded_records(Settings(data_dir=tmp_path)) as records:
+        asyncio.run(records.store.save_clinic(demo_clinic()))
 
     def run(scenario: Callable[[Stack], Awaitable[None]]) -> Stack:
         async def main() -> Stack:

@@ -27,6 +27,7 @@ from local_stack import functions_environment
 from function_app import app
 from functions import runtime
 from reddytalk.calls.call_tokens import CallTokens
+from reddytalk.composition import open_embedded_records
 from reddytalk.errors import BookingRefused, ProviderError
 from reddytalk.ports import CallRecord, Message
 from reddytalk.providers.back_office.tools_api import ToolsApi
@@ -38,9 +39,8 @@ from reddytalk.providers.seed import (
     demo_clinic,
     seed_demo,
 )
-from reddytalk.providers.store.sqlite import SqliteStore
-from reddytalk.providers.store.sqlite_db import SqliteDb
 from reddytalk.scheduling.model import Slot
+from reddytalk.settings import Settings
 from reddytalk.workflows import booking
 
 SECRET = "t" * 40
@@ -115,11 +115,11 @@ def run_stack(
     tls: TlsFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[[Callable[[Stack], Awaitable[None]]], None]]:
     today = dt.datetime.now(demo_clinic().tz).date()
-    with SqliteDb(tmp_path / "reddytalk.sqlite3") as db:
+    with open_embedded_records(Settings(data_dir=tmp_path)) as records:
 
         def run(scenario: Callable[[Stack], Awaitable[None]]) -> None:
             async def main() -> None:
-                store, ehr = SqliteStore(db=db), EmbeddedEhr(db=db)
+                store, ehr = records.store, records.ehr
                 await seed_demo(store, ehr, today=today)
                 async with LocalAcs(tls) as acs:
                     for name, value in {
@@ -290,8 +290,8 @@ def test_reads_messages_and_records_through_the_client(
             await office.keep_record(record)
         finally:
             await api.close()
-        with SqliteDb(tmp_path / "reddytalk.sqlite3") as db:
-            store = SqliteStore(db=db)
+        with open_embedded_records(Settings(data_dir=tmp_path)) as records:
+            store = records.store
             [kept] = await store.list_messages(DEMO_CLINIC_ID)
             assert (kept.text, kept.caller_name, kept.patient_id) == (
                 message.text, "Ada Lovelace", first.patient_id

@@ -25,6 +25,7 @@ import websockets
 from receptionist_cli import _receptionist
 
 from reddytalk.audio.pcm import rms_dbfs
+from reddytalk.composition import open_embedded_records
 from reddytalk.frames import AudioFormat
 from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER
 from reddytalk.settings import Settings
@@ -145,7 +146,7 @@ def test_healthz_answers_ok(tmp_path: Path) -> None:
         status, content_type, body = await asyncio.to_thread(_http_get, f"{http}/healthz")
         assert status == 200
         assert content_type.startswith("application/json")
-        assert json.loads(body) == {"status": "ok"}
+        assert json.loads(body) == {"status": "ok", "calls": 0}
 
     _serve(tmp_path, scenario)
 
@@ -315,8 +316,10 @@ def test_a_hang_up_mid_greeting_stores_the_call_record(tmp_path: Path) -> None:
     assert record["clinic_id"] == DEMO_CLINIC_ID
     assert record["outcome"] == "caller_hung_up"
     assert record["started_at"] <= record["ended_at"]  # fixed-width UTC ISO text
-    assert json.loads(record["tool_calls"]) == []
     assert json.loads(record["turn_timings"]) == []
+    with open_embedded_records(Settings(data_dir=tmp_path)) as records:
+        kept = asyncio.run(records.store.get_call("hang-up-1"))
+    assert kept is not None and kept.tool_calls == ()  # sealed in the row, opened by the store
     assert [row["call_id"] for row in _stored_calls(tmp_path)] == ["hang-up-1"]
 
 

@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from reddytalk.composition import open_embedded_records
 from reddytalk.errors import SchedulingError, SlotUnavailable, TimeNotBookable
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.providers.seed import DEMO_CLINIC_ID, demo_clinic, seed_demo
 from reddytalk.providers.store.sqlite import SqliteStore
-from reddytalk.providers.store.sqlite_db import SqliteDb
 from reddytalk.scheduling.model import (
     Appointment,
     Clinic,
@@ -25,6 +25,7 @@ from reddytalk.scheduling.model import (
     Provider,
     Slot,
 )
+from reddytalk.settings import Settings
 
 CHICAGO = ZoneInfo("America/Chicago")
 TODAY = dt.date(2026, 3, 2)  # a Monday; daylight saving time starts on Sunday 2026-03-08
@@ -57,9 +58,8 @@ class Env:
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
-    path = tmp_path / "reddytalk.sqlite3"
-    with SqliteDb(path) as db:
-        yield Env(path, SqliteStore(db=db), EmbeddedEhr(db=db, now=lambda: NOW))
+    with open_embedded_records(Settings(data_dir=tmp_path), now=lambda: NOW) as records:
+        yield Env(records.db.path, records.store, records.ehr)
 
 
 @pytest.fixture
@@ -134,10 +134,12 @@ def test_seed_creates_the_demo_clinic_schedule_and_patients(seeded: Env) -> None
     ((busy,),) = seeded.rows("SELECT count(*) FROM slots WHERE status = 'busy'")
     assert isinstance(busy, int)
     assert 0.15 * SEEDED_SLOTS < busy < 0.35 * SEEDED_SLOTS
-    assert sorted(seeded.rows("SELECT given_name, family_name, birth_date FROM patients")) == [
-        ("Emily", "Davis", "1985-06-10"),
-        ("Linda", "Wilson", "1975-07-04"),
-        ("Robert", "Taylor", "1980-03-15"),
+    ids = [row[0] for row in seeded.rows("SELECT patient_id FROM patients")]
+    patients = [asyncio.run(seeded.ehr.get_patient(patient_id)) for patient_id in ids]
+    assert sorted((p.given_name, p.family_name, p.birth_date) for p in patients if p) == [
+        ("Emily", "Davis", dt.date(1985, 6, 10)),
+        ("Linda", "Wilson", dt.date(1975, 7, 4)),
+        ("Robert", "Taylor", dt.date(1980, 3, 15)),
     ]
     linda = _patient_id(seeded, "Linda", "Wilson", dt.date(1975, 7, 4))
     (visit,) = asyncio.run(seeded.ehr.upcoming_appointments(patient_id=linda, after=NOW))

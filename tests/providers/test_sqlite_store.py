@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from reddytalk.composition import build_phi_cipher
 from reddytalk.errors import ProviderError
 from reddytalk.ports import AuditEvent, CallRecord, Message
 from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic
@@ -21,6 +22,11 @@ from reddytalk.providers.store.sqlite import SqliteStore
 from reddytalk.providers.store.sqlite_db import SCHEMA_VERSION, SqliteDb
 
 CHICAGO = ZoneInfo("America/Chicago")
+
+
+def _store(db: SqliteDb) -> SqliteStore:
+    """The store on ``db``, its key files in a folder next to the SQLite file."""
+    return SqliteStore(db=db, cipher=build_phi_cipher(db, key_dir=db.path.parent / "keys"))
 
 
 @pytest.fixture
@@ -31,7 +37,7 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def store(db_path: Path) -> Iterator[SqliteStore]:
     with SqliteDb(db_path) as db:
-        yield SqliteStore(db=db)
+        yield _store(db)
 
 
 def _call(call_id: str = "call-1") -> CallRecord:
@@ -140,7 +146,7 @@ def test_the_audit_table_refuses_edits_and_deletes(store: SqliteStore, db_path: 
 
 def test_the_file_uses_wal_and_records_its_schema_version(db_path: Path) -> None:
     with SqliteDb(db_path) as db:
-        asyncio.run(SqliteStore(db=db).save_call(_call()))
+        asyncio.run(_store(db).save_call(_call()))
 
     raw = sqlite3.connect(db_path)
     try:
@@ -149,7 +155,7 @@ def test_the_file_uses_wal_and_records_its_schema_version(db_path: Path) -> None
     finally:
         raw.close()
     with SqliteDb(db_path) as db:  # reopening keeps the data
-        assert asyncio.run(SqliteStore(db=db).get_call("call-1")) == _call()
+        assert asyncio.run(_store(db).get_call("call-1")) == _call()
 
 
 def test_a_file_from_a_newer_schema_is_refused(db_path: Path) -> None:
@@ -176,7 +182,7 @@ def test_reads_and_writes_from_many_tasks_at_once(store: SqliteStore) -> None:
 
 def test_a_file_held_by_another_writer_is_a_retryable_error(db_path: Path) -> None:
     with SqliteDb(db_path, busy_timeout_s=0.05) as db:
-        store = SqliteStore(db=db)
+        store = _store(db)
         raw = sqlite3.connect(db_path, isolation_level=None)
         try:
             raw.execute("BEGIN IMMEDIATE")
@@ -195,8 +201,8 @@ def test_a_key_is_claimed_once_across_connections(store: SqliteStore, db_path: P
     assert asyncio.run(store.claim("incoming-call:c1")) is True
     assert asyncio.run(store.claim("incoming-call:c1")) is False
     with SqliteDb(db_path) as other_db:  # another process's connection to the same file
-        assert asyncio.run(SqliteStore(db=other_db).claim("incoming-call:c1")) is False
-        assert asyncio.run(SqliteStore(db=other_db).claim("incoming-call:c2")) is True
+        assert asyncio.run(_store(other_db).claim("incoming-call:c1")) is False
+        assert asyncio.run(_store(other_db).claim("incoming-call:c2")) is True
 
 
 def test_concurrent_claims_of_one_key_have_one_winner(store: SqliteStore) -> None:
@@ -320,9 +326,9 @@ def test_a_message_with_a_naive_time_is_refused(store: SqliteStore) -> None:
 
 def test_a_message_survives_reopening_the_file(db_path: Path) -> None:
     with SqliteDb(db_path) as db:
-        asyncio.run(SqliteStore(db=db).save_message(_message()))
+        asyncio.run(_store(db).save_message(_message()))
 
     with SqliteDb(db_path) as db:
-        reopened = SqliteStore(db=db)
+        reopened = _store(db)
         assert asyncio.run(reopened.list_messages(DEMO_CLINIC_ID)) == [_message()]
         assert asyncio.run(reopened.save_message(_message())) is False

@@ -27,10 +27,11 @@ from local_stack import functions_environment
 
 from function_app import app
 from functions import runtime
+from reddytalk.composition import open_embedded_records
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic, seed_demo
 from reddytalk.providers.store.sqlite import SqliteStore
-from reddytalk.providers.store.sqlite_db import SqliteDb
+from reddytalk.settings import Settings
 from reddytalk.workflows import booking
 
 CALLER = "+15555550123"
@@ -97,11 +98,11 @@ def run_stack(
 ) -> Iterator[Callable[[Callable[[Stack], Awaitable[None]]], None]]:
     """Run a scenario against function_app.app served by the local host."""
     today = dt.datetime.now(demo_clinic().tz).date()
-    with SqliteDb(tmp_path / "reddytalk.sqlite3") as db:
+    with open_embedded_records(Settings(data_dir=tmp_path)) as records:
 
         def run(scenario: Callable[[Stack], Awaitable[None]]) -> None:
             async def main() -> None:
-                store, ehr = SqliteStore(db=db), EmbeddedEhr(db=db)
+                store, ehr = records.store, records.ehr
                 await seed_demo(store, ehr, today=today)
                 async with LocalAcs(tls) as acs:
                     for name, value in {

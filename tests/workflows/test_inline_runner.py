@@ -18,12 +18,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from local_acs import LocalAcs, TlsFiles, make_tls
 
+from reddytalk.composition import open_embedded_records
 from reddytalk.errors import ProviderError
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_STAFF_NUMBER, seed_demo
 from reddytalk.providers.store.sqlite import SqliteStore
-from reddytalk.providers.store.sqlite_db import SqliteDb
 from reddytalk.scheduling.model import Slot
+from reddytalk.settings import Settings
 from reddytalk.telephony.call_automation import AcsCallControl
 from reddytalk.workflows import booking
 from reddytalk.workflows.activities import ACTIVITIES, ActivityDeps
@@ -74,10 +75,9 @@ class Env:
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
-    with SqliteDb(tmp_path / "reddytalk.sqlite3") as db:
-        store, ehr = SqliteStore(db=db), EmbeddedEhr(db=db, now=lambda: NOW)
-        asyncio.run(seed_demo(store, ehr, today=NOW.date()))
-        yield Env(store, ehr, [])
+    with open_embedded_records(Settings(data_dir=tmp_path), now=lambda: NOW) as records:
+        asyncio.run(seed_demo(records.store, records.ehr, today=NOW.date()))
+        yield Env(records.store, records.ehr, [])
 
 
 def _book(env: Env, runner: InlineRunner, slot: Slot, patient_id: str) -> dict[str, Any]:

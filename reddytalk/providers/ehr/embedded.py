@@ -9,18 +9,22 @@ Booking is one transaction: the slot goes from ``free`` to ``busy`` with a
 conditional ``UPDATE`` and the appointment is inserted with a unique
 ``idempotency_key``, so two callers racing for one slot get one appointment
 between them, and a retried request gets the appointment it already made.
+
+Patients' PHI is sealed and found by a blind index (``embedded_patients.py``); the
+file keeps no plaintext PHI.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-import unicodedata
 import uuid
 from collections.abc import Callable, Collection
 from zoneinfo import ZoneInfo
 
 from reddytalk.errors import SchedulingError, SlotUnavailable, TimeNotBookable
+from reddytalk.phi.cipher import PhiCipher
+from reddytalk.providers.ehr.embedded_patients import SealedPatients
 from reddytalk.providers.store.sqlite_db import (
     SqliteDb,
     clinic_time_zone,
@@ -41,23 +45,24 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-def _name_key(name: str) -> str:
-    # Case-insensitive in every script (casefold, not lower), blind to spacing and
-    # to Unicode composition; accents still count ("García" is not "Garcia").
-    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
-
-
 class EmbeddedEhr:
     """The schedule and patients of the embedded profile.
 
     Args:
         db: The SQLite file, shared with the store (clinics must be saved there first).
+        cipher: Seals patients' PHI and computes the identity's blind index.
         now: The clock deciding what is in the past; tests pass a fixed one.
     """
 
-    def __init__(self, *, db: SqliteDb, now: Callable[[], dt.datetime] = _utc_now) -> None:
+    def __init__(
+        self, *, db: SqliteDb, cipher: PhiCipher, now: Callable[[], dt.datetime] = _utc_now
+    ) -> None:
         self._db = db
+        self._patients = SealedPatients(db=db, cipher=cipher)
         self._now = now
+
+    def __repr__(self) -> str:
+        return "EmbeddedEhr()"
 
     async def find_patient(
         self, *, clinic_id: str, given_name: str, family_name: str, birth_date: dt.date
@@ -67,8 +72,15 @@ class EmbeddedEhr:
         Two records with one identity are a registration mistake; the earliest
         registered is returned.
         """
-        key = (clinic_id, _name_key(given_name), _name_key(family_name), birth_date.isoformat())
-        return await self._db.run(lambda conn: _find_patient(conn, *key), write=False)
+        return await self._patients.find(
+            clinic_id=clinic_id, given_name=given_name, family_name=family_name,
+            birth_date=birth_date,
+        )  # fmt: skip
+
+    async def get_patient(self, patient_id: str) -> Patient | None:
+        """The patient with this id, or None (for scripts and tests; calls find patients
+        by identity)."""
+        return await self._patients.get(patient_id)
 
     async def create_patient(
         self, *, clinic_id: str, given_name: str, family_name: str, birth_date: dt.date
@@ -93,19 +105,8 @@ class EmbeddedEhr:
         phone: str = "",
     ) -> Patient:
         """The patient with this identity, registered first if missing (used by the seed)."""
-        key = (clinic_id, _name_key(given_name), _name_key(family_name), birth_date.isoformat())
-
-        def work(conn: sqlite3.Connection) -> Patient:
-            found = _find_patient(conn, *key)
-            if found is not None:
-                return found
-            patient = Patient(
-                new_id("pat"), given_name.strip(), family_name.strip(), birth_date, phone
-            )
-            _insert_patient(conn, clinic_id, patient)
-            return patient
-
-        return await self._db.run(work)
+        patient = Patient(new_id("pat"), given_name.strip(), family_name.strip(), birth_date, phone)
+        return await self._patients.add(clinic_id, patient)
 
     async def add_slots(
         self, clinic_id: str, slots: list[Slot], *, busy_slot_ids: Collection[str] = ()
@@ -343,42 +344,6 @@ def _held_by_other(conn: sqlite3.Connection, slot_id: str, key: str, now_utc: st
         (slot_id, key, now_utc),
     ).fetchone()
     return row is not None
-
-
-def _find_patient(
-    conn: sqlite3.Connection, clinic_id: str, given_key: str, family_key: str, birth_date: str
-) -> Patient | None:
-    row = conn.execute(
-        "SELECT * FROM patients WHERE clinic_id = ? AND family_key = ? AND given_key = ?"
-        " AND birth_date = ? ORDER BY rowid LIMIT 1",
-        (clinic_id, family_key, given_key, birth_date),
-    ).fetchone()
-    if row is None:
-        return None
-    return Patient(
-        patient_id=row["patient_id"],
-        given_name=row["given_name"],
-        family_name=row["family_name"],
-        birth_date=dt.date.fromisoformat(row["birth_date"]),
-        phone=row["phone"],
-    )
-
-
-def _insert_patient(conn: sqlite3.Connection, clinic_id: str, patient: Patient) -> None:
-    conn.execute(
-        "INSERT INTO patients (patient_id, clinic_id, given_name, family_name, given_key,"
-        " family_key, birth_date, phone) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            patient.patient_id,
-            clinic_id,
-            patient.given_name,
-            patient.family_name,
-            _name_key(patient.given_name),
-            _name_key(patient.family_name),
-            patient.birth_date.isoformat(),
-            patient.phone,
-        ),
-    )
 
 
 def _slot_from_row(row: sqlite3.Row) -> Slot:

@@ -4,6 +4,12 @@ Clinics are one JSON document each, found by id or by any phone number mapped to
 them; calls are one row each with the transcript as JSON; the audit trail is an
 append-only table (triggers in the schema refuse updates and deletes).
 
+PHI is sealed by :class:`~reddytalk.phi.PhiCipher` before it reaches the file and
+opened after it is read, each value bound to its clinic, field and record: a call's
+transcript and tool calls (arguments and results, as one JSON document: what the
+policy records may grow), a message's text and caller name. Times, ids, outcomes and
+turn timings stay readable; so do the audit trail (ids only) and clinics (not PHI).
+
 Each method runs its SQL in a worker thread through :meth:`SqliteDb.run`.
 """
 
@@ -15,11 +21,28 @@ import re
 import sqlite3
 from typing import Any
 
+from reddytalk.phi.cipher import PhiCipher
 from reddytalk.ports import AuditEvent, CallRecord, Message
 from reddytalk.providers.store.sqlite_db import SqliteDb, from_utc_iso, to_utc_iso
 from reddytalk.scheduling.model import AppointmentType, Clinic, OpeningHours, Provider
 
-__all__ = ["SqliteStore", "clinic_from_document", "clinic_to_document"]
+__all__ = [
+    "CALLER_NAME_FIELD",
+    "MESSAGE_TEXT_FIELD",
+    "SEALED_FIELDS",
+    "TOOL_CALLS_FIELD",
+    "TRANSCRIPT_FIELD",
+    "SqliteStore",
+    "clinic_from_document",
+    "clinic_to_document",
+]
+
+TRANSCRIPT_FIELD = "call.transcript"
+TOOL_CALLS_FIELD = "call.tool_calls"
+MESSAGE_TEXT_FIELD = "message.text"
+CALLER_NAME_FIELD = "message.caller_name"
+SEALED_FIELDS = (TRANSCRIPT_FIELD, TOOL_CALLS_FIELD, MESSAGE_TEXT_FIELD, CALLER_NAME_FIELD)
+"""The cipher's field names of what this store seals (each bound to the call or message id)."""
 
 # ITU-T E.164: a plus, then up to 15 digits, the first not zero.
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
@@ -30,10 +53,15 @@ class SqliteStore:
 
     Args:
         db: The SQLite file, shared with the embedded EHR.
+        cipher: Seals PHI before it is written and opens it after it is read.
     """
 
-    def __init__(self, *, db: SqliteDb) -> None:
+    def __init__(self, *, db: SqliteDb, cipher: PhiCipher) -> None:
         self._db = db
+        self._cipher = cipher
+
+    def __repr__(self) -> str:
+        return "SqliteStore()"
 
     async def save_clinic(self, clinic: Clinic) -> None:
         """Create or replace a clinic and map its phone number to it.
@@ -41,21 +69,27 @@ class SqliteStore:
         Numbers mapped to the clinic before stay mapped (a clinic may have several).
 
         Raises:
-            ValueError: ``clinic.phone_number`` is not E.164.
+            ValueError: ``clinic.phone_number`` is not E.164, or belongs to another
+                clinic (a number rings one clinic only; nothing is changed).
         """
         if not _E164.fullmatch(clinic.phone_number):
             raise ValueError("the clinic's phone number must be E.164, like +15550100200")
         document = json.dumps(clinic_to_document(clinic), sort_keys=True)
 
         def work(conn: sqlite3.Connection) -> None:
+            owner = conn.execute(
+                "SELECT clinic_id FROM phone_numbers WHERE phone_number = ?",
+                (clinic.phone_number,),
+            ).fetchone()
+            if owner is not None and owner["clinic_id"] != clinic.clinic_id:
+                raise ValueError("the phone number belongs to another clinic")
             conn.execute(
                 "INSERT INTO clinics (clinic_id, document) VALUES (?, ?)"
                 " ON CONFLICT (clinic_id) DO UPDATE SET document = excluded.document",
                 (clinic.clinic_id, document),
             )
             conn.execute(
-                "INSERT INTO phone_numbers (phone_number, clinic_id) VALUES (?, ?)"
-                " ON CONFLICT (phone_number) DO UPDATE SET clinic_id = excluded.clinic_id",
+                "INSERT OR IGNORE INTO phone_numbers (phone_number, clinic_id) VALUES (?, ?)",
                 (clinic.phone_number, clinic.clinic_id),
             )
 
@@ -93,16 +127,22 @@ class SqliteStore:
 
         Raises:
             ValueError: A time is naive, or the record holds values JSON cannot carry.
+            ProviderError: The file or the cipher's keys failed.
         """
+        started_at, ended_at = to_utc_iso(record.started_at), to_utc_iso(record.ended_at)
+        transcript = json.dumps([list(turn) for turn in record.transcript])
+        tool_calls = json.dumps(list(record.tool_calls))
+        turn_timings = json.dumps(list(record.turn_timings))
+        seal = self._cipher.seal
         values = (
             record.call_id,
             record.clinic_id,
-            to_utc_iso(record.started_at),
-            to_utc_iso(record.ended_at),
+            started_at,
+            ended_at,
             record.outcome,
-            json.dumps([list(turn) for turn in record.transcript]),
-            json.dumps(list(record.tool_calls)),
-            json.dumps(list(record.turn_timings)),
+            await seal(record.clinic_id, TRANSCRIPT_FIELD, transcript, record_id=record.call_id),
+            await seal(record.clinic_id, TOOL_CALLS_FIELD, tool_calls, record_id=record.call_id),
+            turn_timings,
         )
 
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
@@ -121,11 +161,13 @@ class SqliteStore:
     async def get_call(self, call_id: str) -> CallRecord | None:
         """A stored call, times in UTC, or None."""
 
-        def work(conn: sqlite3.Connection) -> CallRecord | None:
+        def work(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            row: sqlite3.Row | None
             row = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
-            return None if row is None else _call_from_row(row)
+            return row
 
-        return await self._db.run(work, write=False)
+        row = await self._db.run(work, write=False)
+        return None if row is None else await self._call_from_row(row)
 
     async def record_audit(self, event: AuditEvent) -> None:
         """Append an audit record.
@@ -156,14 +198,18 @@ class SqliteStore:
 
         Raises:
             ValueError: ``message.taken_at`` is naive.
+            ProviderError: The file or the cipher's keys failed.
         """
+        taken_at = to_utc_iso(message.taken_at)
+        clinic_id, message_id = message.clinic_id, message.message_id
+        seal = self._cipher.seal
         values = (
-            message.message_id,
+            message_id,
             message.call_id,
-            message.clinic_id,
-            to_utc_iso(message.taken_at),
-            message.text,
-            message.caller_name,
+            clinic_id,
+            taken_at,
+            await seal(clinic_id, MESSAGE_TEXT_FIELD, message.text, record_id=message_id),
+            await seal(clinic_id, CALLER_NAME_FIELD, message.caller_name, record_id=message_id),
             message.patient_id,
             message.status,
         )
@@ -181,26 +227,33 @@ class SqliteStore:
     async def list_messages(self, clinic_id: str) -> list[Message]:
         """The clinic's messages, oldest first."""
 
-        def work(conn: sqlite3.Connection) -> list[Message]:
-            rows = conn.execute(
+        def work(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            return conn.execute(
                 "SELECT * FROM messages WHERE clinic_id = ? ORDER BY taken_at, message_id",
                 (clinic_id,),
             ).fetchall()
-            return [
+
+        open_ = self._cipher.open
+        messages = []
+        for row in await self._db.run(work, write=False):
+            message_id = row["message_id"]
+            messages.append(
                 Message(
-                    message_id=row["message_id"],
+                    message_id=message_id,
                     call_id=row["call_id"],
-                    clinic_id=row["clinic_id"],
+                    clinic_id=clinic_id,
                     taken_at=from_utc_iso(row["taken_at"]),
-                    text=row["text"],
-                    caller_name=row["caller_name"],
+                    text=await open_(
+                        clinic_id, MESSAGE_TEXT_FIELD, row["text"], record_id=message_id
+                    ),
+                    caller_name=await open_(
+                        clinic_id, CALLER_NAME_FIELD, row["caller_name"], record_id=message_id
+                    ),
                     patient_id=row["patient_id"],
                     status=row["status"],
                 )
-                for row in rows
-            ]
-
-        return await self._db.run(work)
+            )
+        return messages
 
     async def claim(self, key: str) -> bool:
         """Claim ``key`` once (the primary key makes it atomic across processes)."""
@@ -243,18 +296,24 @@ class SqliteStore:
 
         return await self._db.run(work, write=False)
 
-
-def _call_from_row(row: sqlite3.Row) -> CallRecord:
-    return CallRecord(
-        call_id=row["call_id"],
-        clinic_id=row["clinic_id"],
-        started_at=from_utc_iso(row["started_at"]),
-        ended_at=from_utc_iso(row["ended_at"]),
-        outcome=row["outcome"],
-        transcript=tuple((str(who), str(text)) for who, text in json.loads(row["transcript"])),
-        tool_calls=tuple(json.loads(row["tool_calls"])),
-        turn_timings=tuple(json.loads(row["turn_timings"])),
-    )
+    async def _call_from_row(self, row: sqlite3.Row) -> CallRecord:
+        clinic_id, call_id = row["clinic_id"], row["call_id"]
+        transcript = await self._cipher.open(
+            clinic_id, TRANSCRIPT_FIELD, row["transcript"], record_id=call_id
+        )
+        tool_calls = await self._cipher.open(
+            clinic_id, TOOL_CALLS_FIELD, row["tool_calls"], record_id=call_id
+        )
+        return CallRecord(
+            call_id=call_id,
+            clinic_id=clinic_id,
+            started_at=from_utc_iso(row["started_at"]),
+            ended_at=from_utc_iso(row["ended_at"]),
+            outcome=row["outcome"],
+            transcript=tuple((str(who), str(text)) for who, text in json.loads(transcript)),
+            tool_calls=tuple(json.loads(tool_calls)),
+            turn_timings=tuple(json.loads(row["turn_timings"])),
+        )
 
 
 def clinic_to_document(clinic: Clinic) -> dict[str, Any]:

@@ -20,26 +20,59 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from reddytalk.errors import ProviderError
 
 __all__ = [
+    "PLAINTEXT_SCHEMA_VERSION",
     "SCHEMA_VERSION",
     "SqliteDb",
     "clinic_time_zone",
+    "create_schema",
     "from_utc_iso",
     "to_utc_iso",
 ]
 
-SCHEMA_VERSION = 1
-"""Stored in ``PRAGMA user_version``; a file with a newer version is refused."""
+SCHEMA_VERSION = 2
+"""Stored in ``PRAGMA user_version``; a file with a newer version is refused.
+
+2: PHI sealed by :class:`reddytalk.phi.PhiCipher`, patients found by a blind index, the
+``data_keys`` table. 1 kept PHI in plaintext: such a file opens only for
+:func:`reddytalk.providers.store.sqlite_upgrade.seal_plaintext_store`.
+"""
+
+PLAINTEXT_SCHEMA_VERSION = 1
+"""The last schema that kept PHI in plaintext."""
 
 _T = TypeVar("_T")
 
+# Each clinic's data keys, wrapped by the key-encryption key (see ``reddytalk.phi``).
+_DATA_KEYS_TABLE = """CREATE TABLE IF NOT EXISTS data_keys (
+    clinic_id TEXT NOT NULL,
+    key_version INTEGER NOT NULL,
+    wrapped BLOB NOT NULL,
+    kek_id TEXT NOT NULL,
+    PRIMARY KEY (clinic_id, key_version)
+)"""
+
+# The same in schemas 1 and 2, though some schema 1 files were made before it existed.
+_MESSAGES_TABLE = """CREATE TABLE IF NOT EXISTS messages (
+    message_id TEXT PRIMARY KEY,
+    call_id TEXT NOT NULL,
+    clinic_id TEXT NOT NULL,
+    taken_at TEXT NOT NULL,
+    text TEXT NOT NULL,
+    caller_name TEXT NOT NULL,
+    patient_id TEXT,
+    status TEXT NOT NULL
+)"""
+
 # ``CREATE ... IF NOT EXISTS`` throughout, so opening an existing file is a no-op.
 _SCHEMA: tuple[str, ...] = (
+    _DATA_KEYS_TABLE,
     """CREATE TABLE IF NOT EXISTS clinics (
         clinic_id TEXT PRIMARY KEY,
         document TEXT NOT NULL
@@ -48,6 +81,8 @@ _SCHEMA: tuple[str, ...] = (
         phone_number TEXT PRIMARY KEY,
         clinic_id TEXT NOT NULL REFERENCES clinics (clinic_id)
     )""",
+    # ``transcript``, ``tool_calls`` (calls) and ``text``, ``caller_name`` (messages) are
+    # sealed PHI tokens; the other columns hold ids, times and codes.
     """CREATE TABLE IF NOT EXISTS calls (
         call_id TEXT PRIMARY KEY,
         clinic_id TEXT NOT NULL,
@@ -68,16 +103,7 @@ _SCHEMA: tuple[str, ...] = (
         details TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS audit_by_call ON audit (call_id, seq)",
-    """CREATE TABLE IF NOT EXISTS messages (
-        message_id TEXT PRIMARY KEY,
-        call_id TEXT NOT NULL,
-        clinic_id TEXT NOT NULL,
-        taken_at TEXT NOT NULL,
-        text TEXT NOT NULL,
-        caller_name TEXT NOT NULL,
-        patient_id TEXT,
-        status TEXT NOT NULL
-    )""",
+    _MESSAGES_TABLE,
     "CREATE INDEX IF NOT EXISTS messages_by_clinic ON messages (clinic_id, taken_at)",
     # Idempotency: at-least-once deliveries (Event Grid, callbacks) act once per key.
     """CREATE TABLE IF NOT EXISTS claims (
@@ -89,18 +115,19 @@ _SCHEMA: tuple[str, ...] = (
         BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END""",
     """CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END""",
+    # Names, birth date and phone are sealed (``v1.<version>.<base64url>``); the identity
+    # is found by its blind index: HMAC over the normalized (given, family, birth date).
     """CREATE TABLE IF NOT EXISTS patients (
         patient_id TEXT PRIMARY KEY,
         clinic_id TEXT NOT NULL,
         given_name TEXT NOT NULL,
         family_name TEXT NOT NULL,
-        given_key TEXT NOT NULL,
-        family_key TEXT NOT NULL,
         birth_date TEXT NOT NULL,
-        phone TEXT NOT NULL
+        phone TEXT NOT NULL,
+        identity_index TEXT NOT NULL
     )""",
-    """CREATE INDEX IF NOT EXISTS patients_by_identity
-        ON patients (clinic_id, family_key, given_key, birth_date)""",
+    """CREATE INDEX IF NOT EXISTS patients_by_blind_identity
+        ON patients (clinic_id, identity_index)""",
     """CREATE TABLE IF NOT EXISTS slots (
         slot_id TEXT PRIMARY KEY,
         clinic_id TEXT NOT NULL REFERENCES clinics (clinic_id),
@@ -141,12 +168,27 @@ class SqliteDb:
     Args:
         path: The database file; created with the schema when missing.
         busy_timeout_s: How long to wait for another process holding the file's write lock.
+        open_plaintext: Open a schema 1 file (PHI in plaintext) as it is, with only the
+            ``data_keys`` table added, for the upgrade to seal it; its
+            :attr:`schema_version` stays 1 until then.
+
+    Attributes:
+        schema_version: The file's schema: :data:`SCHEMA_VERSION`, or 1 for a file
+            opened with ``open_plaintext`` and not upgraded yet.
 
     Raises:
-        ProviderError: The file cannot be opened, or was written by a newer schema.
+        ProviderError: The file cannot be opened, was written by a newer schema, or is a
+            schema 1 file and ``open_plaintext`` is False (not retryable).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_s: float = 5.0,
+        open_plaintext: bool = False,
+    ) -> None:
+        self._path = os.fspath(path)
         self._lock = threading.Lock()
         try:
             # isolation_level=None: no implicit transactions; ``transact`` opens them.
@@ -163,10 +205,33 @@ class SqliteDb:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
             self._conn.execute("PRAGMA synchronous = NORMAL")  # durable enough under WAL
-            self.transact(_create_schema)
+            self.schema_version: int = self.transact(
+                lambda conn: _create_schema(conn, self._path, open_plaintext=open_plaintext)
+            )
         except BaseException:
             self._conn.close()
             raise
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return Path(self._path)
+
+    def compact(self) -> None:
+        """Rewrite the file without free pages, and empty the write-ahead log.
+
+        After PHI is overwritten (the upgrade from plaintext), so no page of the file
+        or the log still holds the old values. Blocking; takes the file's write lock.
+
+        Raises:
+            ProviderError: SQLite failed; retryable when the file was busy.
+        """
+        with self._lock:
+            try:
+                self._conn.execute("VACUUM")
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as error:
+                raise _provider_error(error) from error
 
     def close(self) -> None:
         """Close the connection; the adapters using this file stop working."""
@@ -223,16 +288,35 @@ def _provider_error(error: sqlite3.Error) -> ProviderError:
     return ProviderError(f"SQLite failed: {type(error).__name__}", retryable=False)
 
 
-def _create_schema(conn: sqlite3.Connection) -> None:
+def _create_schema(conn: sqlite3.Connection, path: str, *, open_plaintext: bool) -> int:
+    """Create what is missing; the file's schema version after."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
         raise ProviderError(
             f"the SQLite file has schema {version}, newer than {SCHEMA_VERSION}",
             retryable=False,
         )
+    if 0 < version <= PLAINTEXT_SCHEMA_VERSION:
+        if not open_plaintext:
+            raise ProviderError(
+                f"the SQLite file {path} has schema {version}, which kept PHI unencrypted."
+                " Start the embedded receptionist on it once (scripts/demo --serve, or the"
+                " media worker) to encrypt it in place, or delete the file and its -wal and"
+                " -shm files (the demo clinic is seeded again).",
+                retryable=False,
+            )
+        conn.execute(_DATA_KEYS_TABLE)  # for the upgrade's cipher; nothing else changes
+        return version
+    create_schema(conn)
+    return SCHEMA_VERSION
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    """Create every missing table, index and trigger, and mark the file as the current
+    schema. Inside a write transaction."""
     for statement in _SCHEMA:
         conn.execute(statement)
-    if version < SCHEMA_VERSION:
+    if int(conn.execute("PRAGMA user_version").fetchone()[0]) != SCHEMA_VERSION:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
