@@ -1,0 +1,384 @@
+"""The store contract: what every :class:`~reddytalk.ports.CallStore` promises.
+
+One suite, run on the SQLite store and on the Cosmos DB store (the loopback Cosmos DB
+REST server), with the same assertions. Where "another process" matters, a second
+store is opened over the same records. The tests at the end are the Cosmos DB
+adapter's own (its containers, its errors, writes whose response was lost), apart
+from the contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+import uuid
+from dataclasses import replace
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import pytest
+from azure.cosmos.aio import CosmosClient
+from store_fixtures import (  # the fixtures are found by pytest in this module's namespace
+    EMULATOR_KEY,
+    ContractStore,
+    CosmosServer,
+    StoreBackend,
+    cosmos_server_fixture,  # noqa: F401
+    run_with_store,
+    store_backend_fixture,  # noqa: F401
+)
+
+from reddytalk.errors import ProviderError
+from reddytalk.ports import AuditEvent, CallRecord, Message
+from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic
+from reddytalk.providers.store.cosmos import CONTAINERS, ContainerSpec, CosmosStore
+
+CHICAGO = ZoneInfo("America/Chicago")
+OTHER_NUMBER = "+15550100300"
+
+
+def _call(call_id: str = "call-1", *, outcome: str = "booked") -> CallRecord:
+    return CallRecord(
+        call_id=call_id,
+        clinic_id=DEMO_CLINIC_ID,
+        started_at=dt.datetime(2026, 3, 2, 9, 0, 5, 250_000, tzinfo=CHICAGO),
+        ended_at=dt.datetime(2026, 3, 2, 9, 3, 41, tzinfo=CHICAGO),
+        outcome=outcome,
+        transcript=(("receptionist", "Reddy Family Clinic, how can I help?"), ("caller", "Hi.")),
+        tool_calls=({"name": "find_slots", "arguments": {"day": "tomorrow"}},),
+        turn_timings=({"turn": 1, "stt_ms": 120, "llm_first_token_ms": 180.5},),
+    )
+
+
+def _message(message_id: str, *, clinic_id: str = DEMO_CLINIC_ID, minute: int = 0) -> Message:
+    return Message(
+        message_id=message_id,
+        call_id="call-1",
+        clinic_id=clinic_id,
+        taken_at=dt.datetime(2026, 3, 2, 9, minute, tzinfo=CHICAGO),
+        text=f"Please call me back ({message_id}).",
+        caller_name="Linda Wilson",
+        patient_id="pat_2" if minute % 2 else None,
+    )
+
+
+# -- clinics ----------------------------------------------------------------------------
+
+
+def test_a_clinic_is_found_by_its_number_and_its_id(store_backend: StoreBackend) -> None:
+    async def scenario(store: ContractStore) -> None:
+        clinic = demo_clinic()
+        await store.save_clinic(clinic)
+
+        assert await store.find_clinic_by_number(DEMO_PHONE_NUMBER) == clinic
+        assert await store.get_clinic(DEMO_CLINIC_ID) == clinic
+        assert await store.find_clinic_by_number("+15550199999") is None
+        assert await store.find_clinic_by_number("5550100200") is None
+        assert await store.get_clinic("no-such-clinic") is None
+
+    run_with_store(store_backend, scenario)
+
+
+def test_saving_a_clinic_again_replaces_it_and_keeps_its_numbers(
+    store_backend: StoreBackend,
+) -> None:
+    async def scenario(store: ContractStore) -> None:
+        await store.save_clinic(demo_clinic())
+        moved = replace(demo_clinic(), name="Reddy Family Clinic North", phone_number=OTHER_NUMBER)
+        await store.save_clinic(moved)
+
+        assert await store.find_clinic_by_number(OTHER_NUMBER) == moved
+        assert await store.find_clinic_by_number(DEMO_PHONE_NUMBER) == moved
+        assert await store.get_clinic(DEMO_CLINIC_ID) == moved
+
+    run_with_store(store_backend, scenario)
+
+
+def test_a_number_of_one_clinic_is_refused_to_another(store_backend: StoreBackend) -> None:
+    async def scenario(store: ContractStore) -> None:
+        first = demo_clinic()
+        await store.save_clinic(first)
+        second = replace(demo_clinic(), clinic_id="other-clinic", name="Other Clinic")
+
+        with pytest.raises(ValueError, match="another clinic"):
+            await store.save_clinic(second)
+        assert await store.find_clinic_by_number(DEMO_PHONE_NUMBER) == first
+        assert await store.get_clinic("other-clinic") is None
+
+    run_with_store(store_backend, scenario)
+
+
+def test_a_number_that_is_not_e164_is_refused(store_backend: StoreBackend) -> None:
+    async def scenario(store: ContractStore) -> None:
+        with pytest.raises(ValueError, match="E.164"):
+            await store.save_clinic(replace(demo_clinic(), phone_number="555-0100"))
+        assert await store.get_clinic(DEMO_CLINIC_ID) is None
+
+    run_with_store(store_backend, scenario)
+
+
+def test_concurrent_saves_of_a_clinic_lose_no_number(store_backend: StoreBackend) -> None:
+    # Two processes add numbers to a new clinic at once. A save may fail with a retryable
+    # error (it lost an optimistic-concurrency race); saved again, it lands. Six saves:
+    # with two, the Cosmos DB saves rarely overlap; with six they (almost) always do.
+    numbers = [f"+1555010030{n}" for n in range(6)]
+    variants = [replace(demo_clinic(), phone_number=number) for number in numbers]
+
+    async def scenario(store: ContractStore) -> None:
+        async with store_backend.open() as other:
+            stores = [store, other] * 3
+            results = await asyncio.gather(
+                *(s.save_clinic(c) for s, c in zip(stores, variants, strict=True)),
+                return_exceptions=True,
+            )
+        for clinic, result in zip(variants, results, strict=True):
+            if isinstance(result, BaseException):
+                assert isinstance(result, ProviderError) and result.retryable, result
+                await store.save_clinic(clinic)
+
+        for number in numbers:
+            found = await store.find_clinic_by_number(number)
+            assert found is not None and found.clinic_id == DEMO_CLINIC_ID
+
+    run_with_store(store_backend, scenario)
+
+
+# -- calls ------------------------------------------------------------------------------
+
+
+def test_a_call_is_stored_and_read_back_in_utc(store_backend: StoreBackend) -> None:
+    async def scenario(store: ContractStore) -> None:
+        assert await store.save_call(_call()) is True
+
+        stored = await store.get_call("call-1")
+        assert stored == _call()
+        assert stored is not None and stored.started_at.utcoffset() == dt.timedelta(0)
+        assert stored.started_at.microsecond == 250_000
+        assert await store.get_call("call-2") is None
+
+    run_with_store(store_backend, scenario)
+
+
+def test_saving_a_call_again_replaces_it(store_backend: StoreBackend) -> None:
+    async def scenario(store: ContractStore) -> None:
+        assert await store.save_call(_call()) is True
+        assert await store.save_call(_call(outcome="transferred")) is True
+
+        assert await store.get_call("call-1") == _call(outcome="transferred")
+
+    run_with_store(store_backend, scenario)
+
+
+def test_a_save_that_must_not_replace_keeps_the_first_record(store_backend: StoreBackend) -> None:
+    async def scenario(store: ContractStore) -> None:
+        assert await store.save_call(_call(), replace=False) is True
+        assert await store.save_call(_call(outcome="no-answer"), replace=False) is False
+        assert await store.get_call("call-1") == _call()
+
+        assert await store.save_call(_call("call-2"), replace=True) is True
+        assert await store.save_call(_call("call-2", outcome="stub"), replace=False) is False
+        assert await store.get_call("call-2") == _call("call-2")
+
+    run_with_store(store_backend, scenario)
+
+
+def test_a_naive_time_is_refused_and_nothing_is_stored(store_backend: StoreBackend) -> None:
+    async def scenario(store: ContractStore) -> None:
+        with pytest.raises(ValueError, match="aware"):
+            await store.save_call(replace(_call(), ended_at=dt.datetime(2026, 3, 2, 9, 3)))
+        with pytest.raises(ValueError, match="aware"):
+            await store.save_message(replace(_message("m-1"), taken_at=dt.datetime(2026, 3, 2)))
+        assert await store.get_call("call-1") is None
+        assert await store.list_messages(DEMO_CLINIC_ID) == []
+
+    run_with_store(store_backend, scenario)
+
+
+def test_racing_first_saves_of_one_call_store_exactly_one(store_backend: StoreBackend) -> None:
+    records = [_call(outcome=f"outcome-{n}") for n in range(8)]
+
+    async def scenario(store: ContractStore) -> None:
+        async with store_backend.open() as other:
+            stores = [store, other] * 4
+            stored = await asyncio.gather(
+                *(s.save_call(r, replace=False) for s, r in zip(stores, records, strict=True))
+            )
+
+        assert sum(stored) == 1
+        assert await store.get_call("call-1") == records[stored.index(True)]
+
+    run_with_store(store_backend, scenario)
+
+
+# -- audit ------------------------------------------------------------------------------
+
+
+def test_the_audit_trail_is_in_append_order(store_backend: StoreBackend) -> None:
+    # The times run backwards, so a trail sorted by time would come out reversed.
+    at = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
+    first = AuditEvent("call-1", DEMO_CLINIC_ID, "read", "Patient/pat_1", at, {"why": "verify"})
+    second = AuditEvent(
+        "call-1", DEMO_CLINIC_ID, "create", "Appointment/appt_1", at - dt.timedelta(seconds=1)
+    )
+    other = AuditEvent("call-2", DEMO_CLINIC_ID, "read", "Patient/pat_2", at)
+    third = replace(first, action="search", at=at - dt.timedelta(minutes=1))
+
+    async def scenario(store: ContractStore) -> None:
+        for event in (first, other, second, first, third):
+            await store.record_audit(event)
+
+        assert await store.audit_trail("call-1") == [first, second, first, third]
+        assert await store.audit_trail("call-2") == [other]
+        assert await store.audit_trail("call-3") == []
+
+    run_with_store(store_backend, scenario)
+
+
+# -- messages ---------------------------------------------------------------------------
+
+
+def test_a_message_is_kept_once(store_backend: StoreBackend) -> None:
+    async def scenario(store: ContractStore) -> None:
+        message = _message("call-1:message:1")
+        assert await store.save_message(message) is True
+        assert await store.save_message(replace(message, text="Changed.")) is False
+
+        assert await store.list_messages(DEMO_CLINIC_ID) == [message]
+
+    run_with_store(store_backend, scenario)
+
+
+def test_messages_are_listed_per_clinic_oldest_first(store_backend: StoreBackend) -> None:
+    late = _message("m-late", minute=30)
+    early = _message("m-early", minute=5)
+    tie_b = _message("m-tie-b", minute=10)
+    tie_a = _message("m-tie-a", minute=10)
+    elsewhere = _message("m-elsewhere", clinic_id="other-clinic", minute=1)
+
+    async def scenario(store: ContractStore) -> None:
+        for message in (late, elsewhere, tie_b, early, tie_a):
+            assert await store.save_message(message) is True
+
+        assert await store.list_messages(DEMO_CLINIC_ID) == [early, tie_a, tie_b, late]
+        assert await store.list_messages("other-clinic") == [elsewhere]
+        assert await store.list_messages("no-such-clinic") == []
+
+    run_with_store(store_backend, scenario)
+
+
+# -- idempotency claims -----------------------------------------------------------------
+
+
+def test_a_key_is_claimed_once_until_released(store_backend: StoreBackend) -> None:
+    # Keys are any text: event ids, and whatever a caller builds from them.
+    keys = ["incoming-call:c-1", "call-event:a/b?c#d e+f%", "x" * 500]
+
+    async def scenario(store: ContractStore) -> None:
+        for key in keys:
+            assert await store.claim(key) is True
+            assert await store.claim(key) is False
+        await store.release(keys[1])
+        assert await store.claim(keys[1]) is True
+        assert await store.claim(keys[0]) is False
+        await store.release("never-claimed")
+
+    run_with_store(store_backend, scenario)
+
+
+def test_racing_claims_of_one_key_win_once(store_backend: StoreBackend) -> None:
+    async def scenario(store: ContractStore) -> None:
+        async with store_backend.open() as other:
+            stores = [store, other] * 5
+            won = await asyncio.gather(*(s.claim("call-event:e-1") for s in stores))
+            assert sum(won) == 1
+
+            await store.release("call-event:e-1")
+            assert await other.claim("call-event:e-1") is True
+
+    run_with_store(store_backend, scenario)
+
+
+# -- the Cosmos DB adapter's own promises, apart from the contract ---------------------
+
+
+def test_cosmos_containers_are_made_as_declared(cosmos_server: CosmosServer) -> None:
+    database = f"containers-{uuid.uuid4().hex[:12]}"
+
+    async def scenario() -> dict[str, ContainerSpec]:
+        store = await CosmosStore.connect(
+            endpoint=cosmos_server.endpoint,
+            credential=EMULATOR_KEY,
+            database=database,
+            ca_file=cosmos_server.ca_file,
+            create_containers=True,
+        )
+        try:
+            await store.ensure_containers()  # again: changes nothing
+        finally:
+            await store.close()
+        async with CosmosClient(
+            cosmos_server.endpoint, EMULATOR_KEY, connection_verify=cosmos_server.ca_file
+        ) as client:
+            made = client.get_database_client(database).list_containers()
+            return {
+                c["id"]: ContainerSpec(c["partitionKey"]["paths"][0], c.get("defaultTtl"))
+                async for c in made
+            }
+
+    assert asyncio.run(scenario()) == dict(CONTAINERS)
+
+
+def test_an_unreachable_cosmos_account_is_a_retryable_provider_error() -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on once it closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    async def scenario() -> ProviderError:
+        with pytest.raises(ProviderError) as caught:
+            await CosmosStore.connect(
+                endpoint=f"https://127.0.0.1:{port}/",
+                credential=EMULATOR_KEY,
+                database="reddytalk-phi",
+            )
+        return caught.value
+
+    error = asyncio.run(scenario())
+    assert error.retryable is True
+    assert error.__cause__ is None and "reddytalk-phi" not in str(error)
+
+
+@pytest.mark.parametrize("how", ["drop", "garble"])
+def test_a_create_whose_response_was_lost_still_counts_as_done(
+    cosmos_server: CosmosServer, how: Literal["drop", "garble"]
+) -> None:
+    # The create lands, its response is lost, the SDK sends it again and gets 409. The
+    # store must see its own write in that 409, or the only claimant loses its claim.
+    database = f"lost-{uuid.uuid4().hex[:12]}"
+
+    def lose_next_create(container: str) -> None:
+        path = f"/dbs/{database}/colls/{container}/docs"
+        cosmos_server.lose_next_response(method="POST", path=path, how=how)
+
+    async def scenario() -> None:
+        store = await CosmosStore.connect(
+            endpoint=cosmos_server.endpoint,
+            credential=EMULATOR_KEY,
+            database=database,
+            ca_file=cosmos_server.ca_file,
+            create_containers=True,
+        )
+        try:
+            lose_next_create("claims")
+            assert await store.claim("incoming-call:c-1") is True
+            assert await store.claim("incoming-call:c-1") is False
+            lose_next_create("messages")
+            assert await store.save_message(_message("m-1")) is True
+            assert await store.list_messages(DEMO_CLINIC_ID) == [_message("m-1")]
+            lose_next_create("calls")
+            assert await store.save_call(_call(), replace=False) is True
+            assert await store.get_call("call-1") == _call()
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
