@@ -1,0 +1,1 @@
+"""Secrets package: Key Vault in the cloud, the environment on the embedded profile."""
