@@ -1,0 +1,252 @@
+// The media worker: the ASGI service that holds every call's live audio (`python -m
+// media_worker`, media_worker/Dockerfile), on Azure Container Apps.
+//
+// - Always warm: at least one replica (no cold start on a call).
+// - Scales on concurrent requests: ACS opens one WebSocket per call, and a WebSocket is one
+//   request for the HTTP scale rule, so the rule counts calls.
+// - No session affinity: a call is one WebSocket, which stays on the replica it reached.
+// - Graceful shutdown: 600 s between SIGTERM and SIGKILL (the longest Container Apps allows), so
+//   a replica removed by scale-in or a new revision can let its calls finish. The process has to
+//   drain for that to help (keep serving open calls after SIGTERM, refuse new ones).
+// - Health: startup, readiness and liveness probes on /healthz.
+// - Pulls its image with its managed identity (AcrPull); the registry has no admin user.
+//
+// The container app is created only when an image is given (scripts/deploy's second step);
+// the environment and the app's address exist from the first step, so the Functions app can be
+// told where calls stream to before the image is built.
+
+@description('Azure region.')
+param location string
+
+@description('Tags of every resource.')
+param tags object
+
+@description('Name of the Container Apps environment.')
+param environmentName string
+
+@description('Name of the container app.')
+param name string
+
+@description('Image (<registry>/<repository>:<tag>); empty: the container app is left as it is.')
+param image string
+
+@description('ARM id of the app user-assigned identity.')
+param identityId string
+
+@description('Client id of the app user-assigned identity (AZURE_CLIENT_ID for DefaultAzureCredential).')
+param identityClientId string
+
+@description('Login server of the registry the image is pulled from.')
+param registryLoginServer string
+
+@description('Infrastructure subnet of the environment; empty: no virtual network.')
+param subnetId string
+
+@description('Minimum replicas (at least 1).')
+@minValue(1)
+param minReplicas int
+
+@description('Maximum replicas.')
+param maxReplicas int
+
+@description('Concurrent calls (WebSockets) per replica before scaling out.')
+param callsPerReplica int
+
+@description('vCPU per replica (0.5, 1.0, 2.0 or 4.0; memory follows).')
+param cpu string
+
+@description('REDDYTALK_LOG_LEVEL.')
+param logLevel string
+
+@description('The ACS immutableResourceId: the audience of the JWT on every media WebSocket.')
+param acsImmutableResourceId string
+
+@description('Origin of the Functions app tools API.')
+param toolsApiUrl string
+
+@description('ARM id of the Log Analytics workspace for diagnostics.')
+param workspaceId string
+
+var port = 8765
+var terminationGracePeriodSeconds = 600
+var memoryByCpu = {
+  '0.5': '1Gi'
+  '1.0': '2Gi'
+  '2.0': '4Gi'
+  '4.0': '8Gi'
+}
+var healthProbe = {
+  path: '/healthz'
+  port: port
+  scheme: 'HTTP'
+}
+
+resource containerAppsEnvironment 'Microsoft.App/managedEnvironments@2024-03-01' = {
+  name: environmentName
+  location: location
+  tags: tags
+  properties: {
+    // Logs go to Azure Monitor and from there through the diagnostic setting below: no
+    // workspace key in the environment.
+    appLogsConfiguration: {
+      destination: 'azure-monitor'
+    }
+    workloadProfiles: [
+      {
+        name: 'Consumption'
+        workloadProfileType: 'Consumption'
+      }
+    ]
+    vnetConfiguration: empty(subnetId) ? null : {
+      infrastructureSubnetId: subnetId
+      internal: false
+    }
+    zoneRedundant: false
+  }
+}
+
+resource app 'Microsoft.App/containerApps@2024-03-01' = if (!empty(image)) {
+  name: name
+  location: location
+  tags: tags
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    environmentId: containerAppsEnvironment.id
+    workloadProfileName: 'Consumption'
+    configuration: {
+      activeRevisionsMode: 'Single'
+      maxInactiveRevisions: 5
+      ingress: {
+        external: true // ACS connects from the internet; every connection carries an ACS JWT
+        targetPort: port
+        transport: 'http' // WebSocket upgrades are HTTP/1.1
+        allowInsecure: false
+        stickySessions: {
+          affinity: 'none'
+        }
+        traffic: [
+          {
+            latestRevision: true
+            weight: 100
+          }
+        ]
+      }
+      registries: [
+        {
+          server: registryLoginServer
+          identity: identityId
+        }
+      ]
+    }
+    template: {
+      terminationGracePeriodSeconds: terminationGracePeriodSeconds
+      containers: [
+        {
+          name: 'media-worker'
+          image: image
+          resources: {
+            cpu: json(cpu)
+            memory: memoryByCpu[cpu]
+          }
+          env: [
+            {
+              name: 'REDDYTALK_PROFILE'
+              value: 'cloud'
+            }
+            {
+              name: 'REDDYTALK_HOST'
+              value: '0.0.0.0'
+            }
+            {
+              name: 'REDDYTALK_PORT'
+              value: string(port)
+            }
+            {
+              name: 'REDDYTALK_LOG_LEVEL'
+              value: logLevel
+            }
+            {
+              name: 'REDDYTALK_ACS_RESOURCE_ID'
+              value: acsImmutableResourceId
+            }
+            {
+              name: 'REDDYTALK_TOOLS_API_URL'
+              value: toolsApiUrl
+            }
+            {
+              name: 'AZURE_CLIENT_ID'
+              value: identityClientId
+            }
+          ]
+          probes: [
+            {
+              type: 'Startup'
+              httpGet: healthProbe
+              periodSeconds: 2
+              failureThreshold: 30
+              timeoutSeconds: 2
+            }
+            {
+              type: 'Readiness'
+              httpGet: healthProbe
+              periodSeconds: 5
+              failureThreshold: 2
+              timeoutSeconds: 2
+            }
+            {
+              type: 'Liveness'
+              httpGet: healthProbe
+              periodSeconds: 10
+              failureThreshold: 3
+              timeoutSeconds: 2
+            }
+          ]
+        }
+      ]
+      scale: {
+        minReplicas: minReplicas
+        maxReplicas: maxReplicas
+        rules: [
+          {
+            name: 'concurrent-calls'
+            http: {
+              metadata: {
+                concurrentRequests: string(callsPerReplica)
+              }
+            }
+          }
+        ]
+      }
+    }
+  }
+}
+
+// The environment's diagnostic setting carries the console and system logs of its apps.
+resource environmentDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: containerAppsEnvironment
+  properties: {
+    workspaceId: workspaceId
+    logAnalyticsDestinationType: 'Dedicated'
+    logs: [
+      {
+        categoryGroup: 'allLogs'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
+  }
+}
+
+@description('Public wss:// origin of the media worker (known before the app exists).')
+output url string = 'wss://${name}.${containerAppsEnvironment.properties.defaultDomain}'

@@ -1,0 +1,227 @@
+"""The Bicep and the code agree: settings, Cosmos containers, the IncomingCall function.
+
+Each list is read from the code, not copied here, so a setting, container or function
+added on one side fails these tests until the other side has it too.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from bicep_model import MAIN, MODULES, ROOT, body, parse, resources, walk
+
+from reddytalk.settings import Settings
+
+SETTINGS_SOURCE = ROOT / "reddytalk" / "settings.py"
+SETTING = re.compile(r"REDDYTALK_[A-Z0-9_]*[A-Z0-9]")  # a name, not a prefix like REDDYTALK_SECRET_
+APP_SETTINGS_FILES = (MODULES / "function-settings.bicep", MODULES / "media-worker.bicep")
+
+# Settings the code reads that Azure deliberately does not set: the code's default is what
+# Azure wants, or the setting only means something on a developer's machine. Everything else
+# the code reads must be set in bicep/modules/function-settings.bicep (Functions app) or
+# bicep/modules/media-worker.bicep (container app).
+NOT_SET_IN_AZURE = {
+    # The embedded profile's SQLite directory; media_worker/Dockerfile points it at /app/var.
+    "REDDYTALK_DATA_DIR",
+    # The embedded profile's key-encryption key files; in Azure the KEK is the Key Vault key
+    # (bicep/modules/keyvault.bicep), and a container's disk would lose the files anyway.
+    "REDDYTALK_KEY_DIR",
+    # Tests and the local ACS serve their own signing keys; Azure uses ACS's documented URL.
+    "REDDYTALK_ACS_OPENID_CONFIG_URL",
+    # The local ACS's self-signed CA; ACS in Azure has a publicly trusted certificate.
+    "REDDYTALK_ACS_CA_FILE",
+    # The espeak-ng voice of the embedded text to speech.
+    "REDDYTALK_VOICE",
+    # Conversation tuning: the code's defaults are the tuned values; set them in Azure only
+    # to experiment.
+    "REDDYTALK_END_OF_TURN_MS",
+    "REDDYTALK_BARGE_IN_MS",
+}
+
+
+class _Recorder(Mapping[str, str]):
+    """An empty environment that remembers every name asked of it."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+        self.asked: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.asked.add(name)
+        return self.values[name]
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self.asked.add(name)
+        return name in self.values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def settings_the_code_reads() -> set[str]:
+    """Every REDDYTALK_* name reddytalk/settings.py reads.
+
+    Two readings: the names written in settings.py (each branch, each profile), and the
+    names Settings.from_env asks the environment for on each profile (names it builds).
+    """
+    tree = ast.parse(SETTINGS_SOURCE.read_text())
+    names = {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and SETTING.fullmatch(node.value)
+    }
+    for profile in (None, "embedded", "cloud"):
+        environment = _Recorder({} if profile is None else {"REDDYTALK_PROFILE": profile})
+        with contextlib.suppress(ValueError):  # a profile may need more than an empty env
+            Settings.from_env(environment)
+        names |= {name for name in environment.asked if SETTING.fullmatch(name)}
+    return names
+
+
+def app_settings_in_bicep() -> dict[str, Any]:
+    """REDDYTALK_* settings Bicep sets (Functions app settings, container env), by name."""
+    found: dict[str, Any] = {}
+    for path in APP_SETTINGS_FILES:
+        for value in walk(parse(path)):
+            if not isinstance(value, dict):
+                continue
+            for key, item in value.items():  # an app settings object: NAME: value
+                if SETTING.fullmatch(key):
+                    found[key] = item
+            name = value.get("name")  # a container env entry: { name, value }
+            if isinstance(name, str) and SETTING.fullmatch(name):
+                found[name] = value.get("value", value.get("secretRef"))
+    return found
+
+
+def test_the_app_settings_in_bicep_are_exactly_the_settings_the_code_reads() -> None:
+    code = settings_the_code_reads()
+    bicep = set(app_settings_in_bicep())
+    assert "REDDYTALK_PROFILE" in code, "reading settings.py found nothing"
+    missing = code - bicep - NOT_SET_IN_AZURE
+    unknown = bicep - code
+    stale = NOT_SET_IN_AZURE - code
+    both = NOT_SET_IN_AZURE & bicep
+    assert not missing, (
+        f"reddytalk/settings.py reads {sorted(missing)}, which Azure does not set: set them "
+        "in bicep/modules/function-settings.bicep or media-worker.bicep, or add them to "
+        "NOT_SET_IN_AZURE here with the reason"
+    )
+    assert not unknown, f"Bicep sets {sorted(unknown)}, which reddytalk/settings.py never reads"
+    assert not stale, f"NOT_SET_IN_AZURE lists {sorted(stale)}, which the code no longer reads"
+    assert not both, f"{sorted(both)} are both set in Bicep and listed as not set"
+
+
+def test_secret_settings_are_key_vault_references() -> None:
+    for name, value in app_settings_in_bicep().items():
+        if re.search(r"SECRET|CONNECTION_STRING|PASSWORD|_KEY$|TOKEN", name):
+            assert isinstance(value, str) and value.startswith("@Microsoft.KeyVault(SecretUri="), (
+                f"{name} must be a Key Vault reference, not {value!r}"
+            )
+
+
+def test_the_cloud_profile_is_what_azure_runs() -> None:
+    settings = app_settings_in_bicep()
+    assert settings["REDDYTALK_PROFILE"] == "cloud"
+    assert settings["REDDYTALK_HOST"] == "0.0.0.0"  # the container listens beyond loopback
+
+
+def test_the_cosmos_containers_are_the_store_s_both_ways() -> None:
+    from reddytalk.providers.store.cosmos import CONTAINERS
+
+    def key_and_ttl(spec: Any) -> tuple[str, int | None]:
+        return (getattr(spec, "partition_key", spec), getattr(spec, "default_ttl_s", None))
+
+    code = {name: key_and_ttl(spec) for name, spec in CONTAINERS.items()}
+    path = MODULES / "cosmos.bicep"
+    declared = parse(path)["variables"]["containers"]["value"]
+    bicep = {c["name"]: (c["partitionKey"], c.get("defaultTtl")) for c in declared}
+    assert bicep == code, f"bicep/modules/cosmos.bicep {bicep} != CONTAINERS {code}"
+
+    (containers,) = [r for r in resources(path) if r.symbol == "sqlContainers"]
+    assert containers.config["loop_type"]["detail"]["array_name"] == "containers"
+    readable = parse(MODULES / "rbac.bicep")["variables"]["mediaWorkerContainers"]["value"]
+    assert set(readable) <= set(code), "the media worker reads a container that does not exist"
+
+
+def _event_grid_functions() -> set[str]:
+    """Names of the functions in functions/ that an Event Grid trigger runs."""
+    names = set()
+    for path in (ROOT / "functions").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            calls = [d for d in node.decorator_list if isinstance(d, ast.Call)]
+            attrs = {c.func.attr: c for c in calls if isinstance(c.func, ast.Attribute)}
+            named = attrs.get("function_name")
+            if "event_grid_trigger" in attrs and named is not None and named.args:
+                argument = named.args[0]
+                if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+                    names.add(argument.value)
+    return names
+
+
+def test_the_incoming_call_subscription_delivers_while_the_phone_rings() -> None:
+    path = MODULES / "eventgrid.bicep"
+    (subscription,) = [
+        r
+        for r in resources(path)
+        if r.type == "Microsoft.EventGrid/systemTopics/eventSubscriptions"
+    ]
+    assert subscription.condition == "createSubscription", "the subscription is not gated"
+    settings = subscription.body["properties"]
+    assert settings["retryPolicy"] == {"maxDeliveryAttempts": 2, "eventTimeToLiveInMinutes": 1}
+    assert settings["filter"]["includedEventTypes"] == ["Microsoft.Communication.IncomingCall"]
+    (clinic_numbers,) = settings["filter"]["advancedFilters"]
+    assert clinic_numbers == {
+        "operatorType": "StringIn",
+        "key": "data.to.PhoneNumber.Value",
+        "values": "clinicPhoneNumbers",
+    }
+    dead_letter = settings["deadLetterWithResourceIdentity"]
+    assert dead_letter["deadLetterDestination"]["endpointType"] == "StorageBlob"
+    assert dead_letter["identity"]["type"] == "UserAssigned"
+    destination = settings["destination"]
+    assert destination["endpointType"] == "AzureFunction"
+    assert destination["properties"]["maxEventsPerBatch"] == 1
+
+    function = parse(path)["variables"]["incomingCallFunction"]["value"]
+    assert function in _event_grid_functions(), f"functions/ has no Event Grid function {function}"
+    handler = parse(path)["resources"]["functionApp__incomingCallHandler"]
+    assert handler["type"] == "Microsoft.Web/sites/functions"
+    assert handler["config"]["name"] == "incomingCallFunction"
+    target = destination["properties"]["resourceId"]["operator"]["operands"]
+    assert target["operand_2"]["operator"]["operands"]["operand_1"] == "incomingCallHandler"
+    ready = {
+        group["name"]
+        for r in resources(MODULES / "functions.bicep")
+        if r.type == "Microsoft.Web/sites"
+        for group in r.body["properties"]["functionAppConfig"]["scaleAndConcurrency"]["alwaysReady"]
+    }
+    assert f"function:{function}" in ready
+
+    gate = body(parse(MAIN)["modules"]["eventGrid"]["config"])["params"]["createSubscription"]
+    assert "enableIncomingCallSubscription" in str(gate)
+    max_numbers = [
+        d["argument"]
+        for d in parse(MAIN)["parameters"]["clinicPhoneNumbers"]["decorators"]
+        if d["type"] == "max_length"
+    ]
+    assert max_numbers == [25], "StringIn takes at most 25 values"
+
+
+def test_the_vault_items_are_the_ones_the_deploy_script_checks() -> None:
+    items = parse(MAIN)["variables"]["vaultItems"]["value"]
+    script = (ROOT / "scripts" / "deploy").read_text()
+    for item in items.values():
+        assert f" {item}" in script, f"scripts/deploy does not check the vault for {item}"
