@@ -55,6 +55,11 @@ var containers = [
     partitionKey: '/id'
     defaultTtl: 604800 // 7 days: idempotency claims outlive every redelivery
   }
+  {
+    name: 'data_keys'
+    partitionKey: '/clinic_id'
+    // Never a defaultTtl: the clinics' wrapped PHI data keys; one expired is its clinic's PHI lost.
+  }
 ]
 
 var isServerless = capacityMode == 'Serverless'

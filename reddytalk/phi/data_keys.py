@@ -70,8 +70,12 @@ class MemoryDataKeys:
                       key=lambda k: k.version)  # fmt: skip
 
     async def add_data_key(self, key: WrappedDataKey) -> bool:
-        """Keep ``key`` unless its version is kept already."""
-        return self._keys.setdefault((key.clinic_id, key.version), key) is key
+        """Keep ``key`` unless its version is kept already (the same object twice too)."""
+        slot = (key.clinic_id, key.version)
+        if slot in self._keys:
+            return False
+        self._keys[slot] = key
+        return True
 
     async def all_data_keys(self) -> list[WrappedDataKey]:
         """Every data key, by clinic and version."""

@@ -3,7 +3,12 @@
 ``store_backend`` is parametrized over the SQLite store (a file in the test's tmp)
 and the Cosmos DB store against the loopback Cosmos DB REST server of
 ``tests/servers/cosmos`` (one database per test, so tests share nothing). A backend
-opens any number of stores over the same records, as separate processes would.
+opens any number of stores over the same records, as separate processes would. Both
+seal PHI as they do in production: data keys in the store (the ``data_keys`` table or
+container), wrapped by a local key file in the test's tmp (Key Vault's stand-in).
+
+``data_keys_backend`` is parametrized the same way over the
+:class:`~reddytalk.phi.DataKeyStore` implementations, the in-memory double included.
 
 The server is started once per session (``cosmos_server``) and only when a Cosmos
 test runs. It needs ``npm ci --prefix tests/servers/cosmos``; without it the Cosmos
@@ -29,9 +34,11 @@ from typing import IO, Literal, Protocol
 import pytest
 from local_acs import make_tls
 
-from reddytalk.phi import LocalKeyFile, PhiCipher
+from reddytalk.phi import DataKeyStore, LocalKeyFile, MemoryDataKeys, PhiCipher
 from reddytalk.ports import AuditEvent, CallStore
 from reddytalk.providers.store.cosmos import CosmosStore
+from reddytalk.providers.store.cosmos_account import ensure_containers, new_client
+from reddytalk.providers.store.cosmos_keys import CosmosDataKeys
 from reddytalk.providers.store.sqlite import SqliteStore
 from reddytalk.providers.store.sqlite_db import SqliteDb
 from reddytalk.providers.store.sqlite_keys import SqliteDataKeys
@@ -41,8 +48,12 @@ __all__ = [
     "EMULATOR_KEY",
     "ContractStore",
     "CosmosServer",
+    "DataKeysBackend",
     "StoreBackend",
+    "cosmos_data_keys",
     "cosmos_server_fixture",
+    "data_keys_backend_fixture",
+    "open_cosmos_store",
     "run_with_store",
     "store_backend_fixture",
 ]
@@ -92,6 +103,14 @@ class StoreBackend:
 
     kind: str
     open: Callable[[], AbstractAsyncContextManager[ContractStore]]
+
+
+@dataclass(frozen=True, slots=True)
+class DataKeysBackend:
+    """One kind of data key store over one set of keys; ``open()`` opens one more on them."""
+
+    kind: str
+    open: Callable[[], AbstractAsyncContextManager[DataKeyStore]]
 
 
 def run_with_store(
@@ -145,7 +164,58 @@ def store_backend_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Sto
         return StoreBackend("sqlite", lambda: _open_sqlite(path))
     server: CosmosServer = request.getfixturevalue("cosmos_server")
     database = f"contract-{uuid.uuid4().hex[:12]}"
-    return StoreBackend("cosmos", lambda: _open_cosmos(server, database))
+    return StoreBackend("cosmos", lambda: _open_cosmos(server, database, tmp_path / "keys"))
+
+
+@pytest.fixture(params=["memory", "sqlite", "cosmos"], name="data_keys_backend")
+def data_keys_backend_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> DataKeysBackend:
+    """A fresh, empty set of data keys in each kind of data key store."""
+    if request.param == "memory":
+        keys = MemoryDataKeys()  # one process only: every open() is the same dict
+
+        @asynccontextmanager
+        async def same_memory() -> AsyncIterator[DataKeyStore]:
+            yield keys
+
+        return DataKeysBackend("memory", same_memory)
+    if request.param == "sqlite":
+        path = tmp_path / "reddytalk.sqlite3"
+        return DataKeysBackend("sqlite", lambda: _sqlite_data_keys(path))
+    server: CosmosServer = request.getfixturevalue("cosmos_server")
+    database = f"keys-{uuid.uuid4().hex[:12]}"
+    return DataKeysBackend("cosmos", lambda: cosmos_data_keys(server, database))
+
+
+@asynccontextmanager
+async def cosmos_data_keys(server: CosmosServer, database: str) -> AsyncIterator[CosmosDataKeys]:
+    """The data keys of ``database`` on the server (the database and containers made first)."""
+    async with new_client(
+        endpoint=server.endpoint, credential=EMULATOR_KEY, ca_file=server.ca_file
+    ) as client:
+        await ensure_containers(client, database)
+    async with CosmosDataKeys(
+        endpoint=server.endpoint, credential=EMULATOR_KEY, database=database, ca_file=server.ca_file
+    ) as keys:
+        yield keys
+
+
+@asynccontextmanager
+async def open_cosmos_store(
+    server: CosmosServer, database: str, *, cipher: PhiCipher
+) -> AsyncIterator[CosmosStore]:
+    """A Cosmos DB store on ``database`` sealing with ``cipher`` (containers made first)."""
+    store = await CosmosStore.connect(
+        endpoint=server.endpoint,
+        credential=EMULATOR_KEY,
+        database=database,
+        cipher=cipher,
+        ca_file=server.ca_file,
+        create_containers=True,
+    )
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 @asynccontextmanager
@@ -160,18 +230,24 @@ async def _open_sqlite(path: Path) -> AsyncIterator[ContractStore]:
 
 
 @asynccontextmanager
-async def _open_cosmos(server: CosmosServer, database: str) -> AsyncIterator[ContractStore]:
-    store = await CosmosStore.connect(
-        endpoint=server.endpoint,
-        credential=EMULATOR_KEY,
-        database=database,
-        ca_file=server.ca_file,
-        create_containers=True,
-    )
+async def _sqlite_data_keys(path: Path) -> AsyncIterator[DataKeyStore]:
+    db = SqliteDb(path)
     try:
-        yield store
+        yield SqliteDataKeys(db=db)
     finally:
-        await store.close()
+        db.close()
+
+
+@asynccontextmanager
+async def _open_cosmos(
+    server: CosmosServer, database: str, key_dir: Path
+) -> AsyncIterator[ContractStore]:
+    # PHI sealed as on the cloud profile: data keys in the account, wrapped by a key kept
+    # apart from it (a key folder standing in for Key Vault).
+    async with cosmos_data_keys(server, database) as keys:
+        cipher = PhiCipher(kek=LocalKeyFile(key_dir), keys=keys)
+        async with open_cosmos_store(server, database, cipher=cipher) as store:
+            yield store
 
 
 def _read_port(process: subprocess.Popen[bytes], log: Path) -> int:

@@ -2,9 +2,10 @@
 
 One suite, run on the SQLite store and on the Cosmos DB store (the loopback Cosmos DB
 REST server), with the same assertions. Where "another process" matters, a second
-store is opened over the same records. The tests at the end are the Cosmos DB
-adapter's own (its containers, its errors, writes whose response was lost), apart
-from the contract.
+store is opened over the same records. Both seal PHI (``store_fixtures``); what the
+documents hold at rest is ``test_cosmos_sealing.py``'s to check. The tests at the end
+are the Cosmos DB adapter's own (its containers, its errors, writes whose response was
+lost), apart from the contract.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import datetime as dt
 import socket
 import uuid
 from dataclasses import replace
+from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -24,12 +26,15 @@ from store_fixtures import (  # the fixtures are found by pytest in this module'
     ContractStore,
     CosmosServer,
     StoreBackend,
+    cosmos_data_keys,
     cosmos_server_fixture,  # noqa: F401
+    open_cosmos_store,
     run_with_store,
     store_backend_fixture,  # noqa: F401
 )
 
 from reddytalk.errors import ProviderError
+from reddytalk.phi import LocalKeyFile, MemoryDataKeys, PhiCipher
 from reddytalk.ports import AuditEvent, CallRecord, Message
 from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic
 from reddytalk.providers.store.cosmos import CONTAINERS, ContainerSpec, CosmosStore
@@ -302,21 +307,21 @@ def test_racing_claims_of_one_key_win_once(store_backend: StoreBackend) -> None:
 # -- the Cosmos DB adapter's own promises, apart from the contract ---------------------
 
 
-def test_cosmos_containers_are_made_as_declared(cosmos_server: CosmosServer) -> None:
+def _unused_cipher(tmp_path: Path) -> PhiCipher:
+    """A cipher for a store that seals nothing in the test (it is required)."""
+    return PhiCipher(kek=LocalKeyFile(tmp_path / "keys"), keys=MemoryDataKeys())
+
+
+def test_cosmos_containers_are_made_as_declared(
+    cosmos_server: CosmosServer, tmp_path: Path
+) -> None:
     database = f"containers-{uuid.uuid4().hex[:12]}"
 
     async def scenario() -> dict[str, ContainerSpec]:
-        store = await CosmosStore.connect(
-            endpoint=cosmos_server.endpoint,
-            credential=EMULATOR_KEY,
-            database=database,
-            ca_file=cosmos_server.ca_file,
-            create_containers=True,
-        )
-        try:
+        async with open_cosmos_store(
+            cosmos_server, database, cipher=_unused_cipher(tmp_path)
+        ) as store:
             await store.ensure_containers()  # again: changes nothing
-        finally:
-            await store.close()
         async with CosmosClient(
             cosmos_server.endpoint, EMULATOR_KEY, connection_verify=cosmos_server.ca_file
         ) as client:
@@ -326,10 +331,12 @@ def test_cosmos_containers_are_made_as_declared(cosmos_server: CosmosServer) -> 
                 async for c in made
             }
 
-    assert asyncio.run(scenario()) == dict(CONTAINERS)
+    made = asyncio.run(scenario())
+    assert made == dict(CONTAINERS)
+    assert made["data_keys"] == ContainerSpec("/clinic_id", None)  # a key never expires
 
 
-def test_an_unreachable_cosmos_account_is_a_retryable_provider_error() -> None:
+def test_an_unreachable_cosmos_account_is_a_retryable_provider_error(tmp_path: Path) -> None:
     with socket.socket() as probe:  # a loopback port nobody listens on once it closes
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -340,6 +347,7 @@ def test_an_unreachable_cosmos_account_is_a_retryable_provider_error() -> None:
                 endpoint=f"https://127.0.0.1:{port}/",
                 credential=EMULATOR_KEY,
                 database="reddytalk-phi",
+                cipher=_unused_cipher(tmp_path),
             )
         return caught.value
 
@@ -350,25 +358,24 @@ def test_an_unreachable_cosmos_account_is_a_retryable_provider_error() -> None:
 
 @pytest.mark.parametrize("how", ["drop", "garble"])
 def test_a_create_whose_response_was_lost_still_counts_as_done(
-    cosmos_server: CosmosServer, how: Literal["drop", "garble"]
+    cosmos_server: CosmosServer, tmp_path: Path, how: Literal["drop", "garble"]
 ) -> None:
     # The create lands, its response is lost, the SDK sends it again and gets 409. The
     # store must see its own write in that 409, or the only claimant loses its claim.
     database = f"lost-{uuid.uuid4().hex[:12]}"
+    key_dir = tmp_path / "keys"
 
     def lose_next_create(container: str) -> None:
         path = f"/dbs/{database}/colls/{container}/docs"
         cosmos_server.lose_next_response(method="POST", path=path, how=how)
 
     async def scenario() -> None:
-        store = await CosmosStore.connect(
-            endpoint=cosmos_server.endpoint,
-            credential=EMULATOR_KEY,
-            database=database,
-            ca_file=cosmos_server.ca_file,
-            create_containers=True,
-        )
-        try:
+        async with (
+            cosmos_data_keys(cosmos_server, database) as keys,
+            open_cosmos_store(
+                cosmos_server, database, cipher=PhiCipher(kek=LocalKeyFile(key_dir), keys=keys)
+            ) as store,
+        ):
             lose_next_create("claims")
             assert await store.claim("incoming-call:c-1") is True
             assert await store.claim("incoming-call:c-1") is False
@@ -378,7 +385,5 @@ def test_a_create_whose_response_was_lost_still_counts_as_done(
             lose_next_create("calls")
             assert await store.save_call(_call(), replace=False) is True
             assert await store.get_call("call-1") == _call()
-        finally:
-            await store.close()
 
     asyncio.run(scenario())

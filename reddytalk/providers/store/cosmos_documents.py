@@ -1,10 +1,14 @@
 """The documents :class:`~reddytalk.providers.store.cosmos.CosmosStore` keeps: domain
 objects to JSON and back, one small pair of pure functions per kind.
 
-This is where the envelope encryption of PHI slots in: the fields marked ``PHI`` are
-the ones to encrypt on the way in and decrypt on the way out. Times are fixed-width
-UTC ISO 8601 text (:func:`to_utc_iso`), so text order is time order, as in SQLite.
-Clinics use the document format of the SQLite store (:func:`clinic_to_document`).
+PHI is text in these documents: the same text the SQLite store seals (a transcript or
+tool calls as JSON, a message's text and caller name as they are). :data:`CALL_PHI`
+and :data:`MESSAGE_PHI` name those keys; the store seals them right after
+``*_to_document`` and opens them right before ``*_from_document``, so these functions
+stay pure and never touch the cipher.
+Times are fixed-width UTC ISO 8601 text (:func:`to_utc_iso`), so text order is time
+order, as in SQLite. Clinics use the document format of the SQLite store
+(:func:`clinic_to_document`).
 
 Item ids: values made only of ``[A-Za-z0-9._:=-]`` (up to 200 characters) are used as
 they are; anything else (the ``+`` of phone numbers, ``/``, spaces, long keys) becomes
@@ -16,16 +20,28 @@ itself is always kept in a field of its own too.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from reddytalk.ports import AuditEvent, CallRecord, Message
-from reddytalk.providers.store.sqlite import clinic_from_document, clinic_to_document
+from reddytalk.providers.store.sqlite import (
+    CALLER_NAME_FIELD,
+    MESSAGE_TEXT_FIELD,
+    TOOL_CALLS_FIELD,
+    TRANSCRIPT_FIELD,
+    clinic_from_document,
+    clinic_to_document,
+)
 from reddytalk.providers.store.sqlite_db import from_utc_iso, to_utc_iso
 from reddytalk.scheduling.model import Clinic
 
 __all__ = [
+    "CALL_PHI",
+    "MESSAGE_PHI",
+    "PhiFields",
     "audit_from_document",
     "audit_to_document",
     "call_from_document",
@@ -38,6 +54,31 @@ __all__ = [
 ]
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9._:=-]{1,200}")
+
+
+@dataclass(frozen=True, slots=True)
+class PhiFields:
+    """Where one kind of document holds PHI, and how each value is sealed.
+
+    Attributes:
+        record_id_key: The key of the record id every value is bound to.
+        sealed: Each document key holding PHI (as text), and the cipher's field name
+            its value is sealed as.
+    """
+
+    record_id_key: str
+    sealed: Mapping[str, str]
+
+
+# The SQLite store's field names and record ids: a value seals to the same kind of token
+# in either store.
+CALL_PHI = PhiFields("call_id", {"transcript": TRANSCRIPT_FIELD, "tool_calls": TOOL_CALLS_FIELD})
+"""A call's transcript and tool calls (arguments hold names, birth dates), by call id."""
+
+MESSAGE_PHI = PhiFields(
+    "message_id", {"text": MESSAGE_TEXT_FIELD, "caller_name": CALLER_NAME_FIELD}
+)
+"""A message's text and caller name, by message id."""
 
 
 def item_id(value: str) -> str:
@@ -62,7 +103,7 @@ def clinic_to_cosmos(clinic: Clinic, phone_numbers: Iterable[str]) -> dict[str, 
 
 
 def call_to_document(record: CallRecord) -> dict[str, Any]:
-    """A finished call's document.
+    """A finished call's document, its PHI (:data:`CALL_PHI`) as text to seal.
 
     Raises:
         ValueError: A time is naive.
@@ -74,22 +115,23 @@ def call_to_document(record: CallRecord) -> dict[str, Any]:
         "started_at": to_utc_iso(record.started_at),
         "ended_at": to_utc_iso(record.ended_at),
         "outcome": record.outcome,
-        "transcript": [list(turn) for turn in record.transcript],  # PHI
-        "tool_calls": list(record.tool_calls),  # PHI: arguments hold names, birth dates
+        "transcript": json.dumps([list(turn) for turn in record.transcript]),  # PHI
+        "tool_calls": json.dumps(list(record.tool_calls)),  # PHI
         "turn_timings": list(record.turn_timings),
     }
 
 
 def call_from_document(document: Mapping[str, Any]) -> CallRecord:
-    """The call a document written by :func:`call_to_document` describes, times in UTC."""
+    """The call a document written by :func:`call_to_document` describes (PHI opened),
+    times in UTC."""
     return CallRecord(
         call_id=document["call_id"],
         clinic_id=document["clinic_id"],
         started_at=from_utc_iso(document["started_at"]),
         ended_at=from_utc_iso(document["ended_at"]),
         outcome=document["outcome"],
-        transcript=tuple((str(who), str(text)) for who, text in document["transcript"]),
-        tool_calls=tuple(document["tool_calls"]),
+        transcript=tuple((str(who), str(text)) for who, text in json.loads(document["transcript"])),
+        tool_calls=tuple(json.loads(document["tool_calls"])),
         turn_timings=tuple(document["turn_timings"]),
     )
 
@@ -125,7 +167,7 @@ def audit_from_document(document: Mapping[str, Any]) -> AuditEvent:
 
 
 def message_to_document(message: Message) -> dict[str, Any]:
-    """A message's document.
+    """A message's document, its PHI (:data:`MESSAGE_PHI`) as text to seal.
 
     Raises:
         ValueError: ``message.taken_at`` is naive.
@@ -144,7 +186,8 @@ def message_to_document(message: Message) -> dict[str, Any]:
 
 
 def message_from_document(document: Mapping[str, Any]) -> Message:
-    """The message a document written by :func:`message_to_document` describes."""
+    """The message a document written by :func:`message_to_document` describes (PHI
+    opened)."""
     return Message(
         message_id=document["message_id"],
         call_id=document["call_id"],
