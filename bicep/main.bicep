@@ -187,6 +187,18 @@ param logRetentionDays int = 90
 ])
 param logLevel string = 'INFO'
 
+@description('The FHIR R4 base URL of the clinic EHR (REDDYTALK_FHIR_BASE_URL), like https://ehr.example.com/fhir/r4. Required to take calls: the Functions app runs the cloud profile, which refuses to start without it (every function fails, incoming calls go unanswered). Empty is allowed only to deploy the infrastructure before the EHR is known.')
+param fhirBaseUrl string = ''
+
+@description('The OAuth2 token endpoint of the EHR for the client credentials grant (REDDYTALK_FHIR_TOKEN_URL). Empty: requests go to the EHR without a token. When set, an administrator writes the client secret into the Key Vault secret fhir-client-secret (the deployment never writes it); until then the Functions app cannot start.')
+param fhirTokenUrl string = ''
+
+@description('The client id of ReddyTalk at the EHR (REDDYTALK_FHIR_CLIENT_ID). Needed when fhirTokenUrl is set.')
+param fhirClientId string = ''
+
+@description('The scopes to ask the EHR token endpoint for, space-separated (REDDYTALK_FHIR_SCOPE), like system/*.read. Empty: none, if the EHR asks for none.')
+param fhirScope string = ''
+
 @description('Value for the tools secret (per-call tool tokens, 32+ bytes). scripts/deploy generates one only when the vault has none yet; empty leaves the stored secret as it is.')
 @secure()
 param toolsSecret string = ''
@@ -248,6 +260,9 @@ var vaultItems = {
   acsConnectionString: 'acs-connection-string'
   tools: 'tools-secret'
 }
+// The Key Vault secret holding ReddyTalk's client secret at the EHR: an administrator writes it
+// (the deployment never does), and the Functions app reads it at runtime with its identity.
+var fhirClientSecretVaultItem = 'fhir-client-secret'
 var mediaWorkerRepository = 'reddytalk-media-worker'
 
 // ---------------------------------------------------------------------------------------------
@@ -528,6 +543,9 @@ module mediaWorker 'modules/media-worker.bicep' = {
     logLevel: logLevel
     acsImmutableResourceId: communication.outputs.immutableResourceId
     toolsApiUrl: functions.outputs.url
+    cosmosEndpoint: cosmos.outputs.endpoint
+    cosmosDatabaseName: cosmos.outputs.databaseName
+    kekId: keyVault.outputs.kekUri
     workspaceId: monitoring.outputs.workspaceId
   }
   dependsOn: [
@@ -544,6 +562,14 @@ module functionSettings 'modules/function-settings.bicep' = {
     appInsightsName: monitoring.outputs.appInsightsName
     logLevel: logLevel
     keyVaultUri: keyVault.outputs.uri
+    kekId: keyVault.outputs.kekUri
+    cosmosEndpoint: cosmos.outputs.endpoint
+    cosmosDatabaseName: cosmos.outputs.databaseName
+    fhirBaseUrl: fhirBaseUrl
+    fhirTokenUrl: fhirTokenUrl
+    fhirClientId: fhirClientId
+    fhirScope: fhirScope
+    fhirClientSecretVaultItem: fhirClientSecretVaultItem
     acsVaultItem: vaultItems.acsConnectionString
     toolsVaultItem: vaultItems.tools
     acsImmutableResourceId: communication.outputs.immutableResourceId

@@ -45,7 +45,7 @@ async def incoming_call(event: func.EventGridEvent, client: df.DurableOrchestrat
     except MalformedMessage as error:
         log.warning("incoming_call refused a malformed event: %s", error)
         return
-    rt = runtime()
+    rt = await runtime()
 
     async def follow_call(call_id: str, clinic_id: str) -> None:
         session_input = {"call_id": call_id, "clinic_id": clinic_id}
@@ -74,7 +74,7 @@ async def call_events(
     before the body is read. Anonymous at the Functions level on purpose: the
     JWT is the authentication, and ACS cannot send a function key.
     """
-    rt = runtime()
+    rt = await runtime()
     try:
         await rt.verifier.verify_async(req.headers.get("Authorization"))
     except Unauthorized as error:

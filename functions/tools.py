@@ -18,13 +18,21 @@ never from the body.
   time for its result: 200 with the result, or 202 while it still runs. A retried
   request finds the same instance and returns its first result; it never books
   twice.
+- ``send_confirmation`` texts the caller a confirmation of a write this call made,
+  after the caller said yes: ``change`` (book, reschedule or cancel) and the write's
+  target field name the orchestration, whose result is the appointment (so the text
+  confirms what the EHR said, and only a change of this call for its own patient);
+  the back office composes the text and finds the number (the patient's phone in the
+  EHR, else the number the call came from), never the body. Once per change: 200
+  ``{"status": "sent"}`` or ``"sent_already"``. Not an orchestration step: consent
+  comes after the write, and numbers stay out of Durable's history.
 - ``end_call`` and ``transfer_to_staff`` ask the call's session orchestration to
   hang up or to transfer (closing the media stream does not end a telephone call).
 
 Errors: 400 for a bad body (naming the field), 401 without a valid call token,
 403 for another call's token or a patient the call did not identify, 404 for an
 unknown tool, 409 when the call has no session, 422 with a reason the caller can
-hear, 503 when the EHR or store is unavailable.
+hear, 503 when the EHR, the store or the SMS service is unavailable.
 """
 
 from __future__ import annotations
@@ -44,11 +52,16 @@ from reddytalk.calls.call_tokens import CallGrant, CallTokens
 from reddytalk.errors import MalformedMessage, ProviderError, SchedulingError, Unauthorized
 from reddytalk.logs import bind_call, remember_phi
 from reddytalk.ports import Message
-from reddytalk.scheduling.wire import appointment_to_dict, patient_to_dict, slot_to_dict
+from reddytalk.scheduling.wire import (
+    appointment_from_dict,
+    appointment_to_dict,
+    patient_to_dict,
+    slot_to_dict,
+)
 from reddytalk.workflows import booking
 from reddytalk.workflows.call_session import HANG_UP_REQUESTED, TRANSFER_REQUESTED
 
-__all__ = ["CALL_TOOLS", "READ_TOOLS", "WRITE_TOOLS", "bp"]
+__all__ = ["CALL_TOOLS", "CONFIRM_TOOL", "READ_TOOLS", "WRITE_TOOLS", "bp"]
 
 log = logging.getLogger(__name__)
 bp = df.Blueprint()
@@ -68,6 +81,10 @@ CALL_TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
     "end_call": (HANG_UP_REQUESTED, ()),
     "transfer_to_staff": (TRANSFER_REQUESTED, ("reason",)),
 }
+CONFIRM_TOOL = "send_confirmation"
+"""Texts a confirmation of one of the call's writes (fields: ``change``, the write's
+target field, ``patient_token``)."""
+_CHANGED = frozenset({"booked", "rescheduled", "cancelled"})
 WAIT_MS = 8_000
 """How long a write waits for its orchestration before answering 202 (a caller is waiting)."""
 POLL_MS = 10
@@ -190,7 +207,7 @@ def _json(status: int, body: dict[str, Any]) -> func.HttpResponse:
 @bp.durable_client_input(client_name="client")
 async def tools(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Run one tool for the call the token names."""
-    rt = runtime()
+    rt = await runtime()
     if rt.tokens is None:
         return _json(503, {"error": "the tools API has no call token secret configured"})
     try:
@@ -202,7 +219,7 @@ async def tools(req: func.HttpRequest, client: df.DurableOrchestrationClient) ->
         return _json(403, {"error": "the token is for another call"})
     bind_call(call_id=grant.call_id, clinic_id=grant.clinic_id)
     tool = req.route_params.get("tool", "")
-    if tool not in READ_TOOLS and tool not in WRITE_TOOLS and tool not in CALL_TOOLS:
+    if tool not in (*READ_TOOLS, *WRITE_TOOLS, *CALL_TOOLS, CONFIRM_TOOL):
         return _json(404, {"error": f"no tool named {tool[:32]!r}"})
     call = _Call(rt, rt.tokens, grant)
     try:
@@ -214,6 +231,8 @@ async def tools(req: func.HttpRequest, client: df.DurableOrchestrationClient) ->
             return _json(200, await READ_TOOLS[tool](call, body))
         if tool in CALL_TOOLS:
             return await _ask_session(client, call, body, *CALL_TOOLS[tool])
+        if tool == CONFIRM_TOOL:
+            return _json(200, await _send_confirmation(client, call, body))
         return await _write(req, client, call, body, *WRITE_TOOLS[tool])
     except MalformedMessage as error:
         return _json(400, {"error": str(error)})
@@ -269,3 +288,35 @@ async def _ask_session(
     except Exception:  # the client raises a bare Exception for 404 and 410
         return _json(409, {"error": "the call has no running session"})
     return _json(200, {"status": "requested"})
+
+
+async def _send_confirmation(
+    client: df.DurableOrchestrationClient, call: _Call, body: dict[str, Any]
+) -> dict[str, Any]:
+    """Text a confirmation of the write the body names, from that orchestration's result."""
+    change = fields.text(body, "change")
+    if change not in WRITE_TOOLS:
+        raise MalformedMessage("change is not one of book, reschedule, cancel")
+    workflow, _, target = WRITE_TOOLS[change]
+    patient_id = call.patient(body)
+    instance = booking.instance_id(workflow, call.grant.call_id, fields.text(body, target))
+    status = await client.get_status(instance)
+    output = getattr(status, "output", None)
+    if (
+        getattr(status, "runtime_status", None) != df.OrchestrationRuntimeStatus.Completed
+        or not isinstance(output, dict)
+        or output.get("status") not in _CHANGED
+    ):
+        raise SchedulingError("I haven't changed an appointment on this call.")
+    try:
+        appointment = appointment_from_dict(output["appointment"])
+    except (KeyError, TypeError, ValueError):
+        raise ProviderError(
+            f"{workflow} returned a malformed appointment", retryable=False
+        ) from None
+    if appointment.patient_id != patient_id:
+        raise _Forbidden("the appointment is not the patient's")
+    sent = await call.records.send_confirmation(
+        workflow=workflow, appointment=appointment, sms=call.rt.sms
+    )
+    return {"status": "sent" if sent else "sent_already"}

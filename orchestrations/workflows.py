@@ -31,7 +31,7 @@ def _orchestrator(workflow: Workflow) -> Callable[[Any], Generator[Any, Any, dic
 
 def _activity(activity: Activity) -> Callable[[dict[str, Any]], Any]:
     async def run(data: dict[str, Any]) -> dict[str, Any]:
-        rt = runtime()
+        rt = await runtime()
         deps = ActivityDeps(ehr=rt.ehr, store=rt.store, control=rt.control, clock=rt.clock)
         return await activity(deps, data)
 

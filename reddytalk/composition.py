@@ -13,10 +13,11 @@ from reddytalk.calls.service import Receptionist
 from reddytalk.calls.session import CallTuning
 from reddytalk.phi.cipher import PhiCipher
 from reddytalk.phi.local_kek import LocalKeyFile
-from reddytalk.ports import BackOffice, CallControl, CallStore, Ehr
+from reddytalk.ports import BackOffice, CallControl, CallStore, SmsSender
 from reddytalk.providers.back_office.tools_api import ToolsApi
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.providers.seed import seed_demo
+from reddytalk.providers.sms.outbox import OutboxSmsSender
 from reddytalk.providers.store.sqlite import SqliteStore
 from reddytalk.providers.store.sqlite_db import SCHEMA_VERSION, SqliteDb
 from reddytalk.providers.store.sqlite_keys import SqliteDataKeys
@@ -33,7 +34,7 @@ __all__ = [
     "build_call_control",
     "build_phi_cipher",
     "build_receptionist",
-    "build_records",
+    "build_sms_sender",
     "build_token_verifier",
     "open_embedded_records",
     "rotate_embedded_kek",
@@ -121,6 +122,8 @@ async def build_receptionist(
     from today; seeding is idempotent. A store written by schema 1, with PHI in
     plaintext, is sealed in place first.
     """
+    if settings.store != "sqlite":
+        return await _build_cloud_receptionist(settings, clock=clock)
     records = open_embedded_records(settings, now=clock, open_plaintext=True)
     if records.db.schema_version < SCHEMA_VERSION:
         await seal_plaintext_store(records.db, records.cipher)
@@ -131,7 +134,8 @@ async def build_receptionist(
         office = ToolsApi(base_url=settings.tools_api_url)
     else:
         runner = InlineRunner(deps=ActivityDeps(ehr=ehr, store=store, control=None, clock=clock))
-        office = LocalBackOffice(ehr=ehr, store=store, runner=runner, clock=clock)
+        sms = OutboxSmsSender(store=store, clock=clock)  # embedded: texts go to the outbox
+        office = LocalBackOffice(ehr=ehr, store=store, runner=runner, clock=clock, sms=sms)
     return Receptionist(
         store=store,
         office=office,
@@ -145,11 +149,46 @@ async def build_receptionist(
     )
 
 
-def build_records(settings: Settings) -> tuple[CallStore, Ehr]:
-    """ReddyTalk's own records and the clinics' EHR (one SQLite file on this profile,
-    PHI sealed with data keys wrapped by the key files in ``settings.phi_key_dir``)."""
-    records = open_embedded_records(settings)
-    return records.store, records.ehr
+async def _build_cloud_receptionist(
+    settings: Settings, *, clock: Callable[[], dt.datetime]
+) -> Receptionist:
+    """The media worker in the cloud: clinics from the store, every tool through the
+    Functions app's tools API (it holds no EHR credentials and writes no PHI itself)."""
+    if not settings.tools_api_url:
+        raise ValueError(
+            "REDDYTALK_TOOLS_API_URL is needed: in the cloud the media worker reaches the "
+            "clinic's records only through the Functions app's tools API"
+        )
+    from reddytalk.records import open_records
+
+    records = await open_records(settings, now=clock, with_ehr=False)
+    return Receptionist(
+        store=records.store,
+        office=ToolsApi(base_url=settings.tools_api_url),
+        stt=PocketsphinxSpeechToText(),  # the cloud voice engines are issue 5's
+        tts=EspeakTextToSpeech(voice=settings.voice),
+        tuning=CallTuning(
+            end_of_turn_silence_ms=settings.end_of_turn_silence_ms,
+            barge_in_ms=settings.barge_in_ms,
+        ),
+        clock=clock,
+        on_close=records.aclose,
+    )
+
+
+def build_sms_sender(settings: Settings, store: CallStore) -> SmsSender:
+    """Where confirmations are texted: ACS SMS on the cloud profile (from the ACS
+    connection string), the store's outbox on the embedded one (nothing leaves the
+    machine; the local stack's texts can be read there)."""
+    if settings.profile != "cloud":
+        return OutboxSmsSender(store=store)
+    if not settings.acs_connection_string:
+        raise ValueError("REDDYTALK_ACS_CONNECTION_STRING is not set (needed to send texts)")
+    # Imported here: only the Functions app sends texts.
+    from reddytalk.providers.sms.acs_sms import AcsSmsSender
+
+    trust = {"connection_verify": settings.acs_ca_file} if settings.acs_ca_file else None
+    return AcsSmsSender(connection_string=settings.acs_connection_string, client_options=trust)
 
 
 def build_call_control(settings: Settings) -> CallControl:

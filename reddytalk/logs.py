@@ -74,10 +74,13 @@ _redacting = False
 
 
 def install_redaction() -> None:
-    """Redact every log record of this process as it is made (idempotent)."""
+    """Redact every log record of this process as it is made (idempotent), and keep the
+    Azure SDKs' request logging (URLs with item ids and search parameters, at INFO) to
+    warnings and errors."""
     global _redacting
     if _redacting:
         return
+    logging.getLogger("azure").setLevel(logging.WARNING)
     make = logging.getLogRecordFactory()
 
     def redacted_record(*args: object, **kwargs: object) -> logging.LogRecord:
@@ -128,3 +131,4 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+

@@ -25,8 +25,10 @@ __all__ = [
     "Ehr",
     "KeyEncryptionKey",
     "Message",
+    "OutboxMessage",
     "Secrets",
     "RecognitionHints",
+    "SmsSender",
     "SpeechRecognizer",
     "SpeechToText",
     "TextToSpeech",
@@ -193,6 +195,23 @@ class Message:
     status: str = "open"
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A text message the embedded profile keeps instead of sending it.
+
+    ``to_number`` and ``text`` are PHI (kept out of repr); ``message_id`` is the
+    sender's idempotency key, so one message is kept once.
+    """
+
+    message_id: str
+    clinic_id: str
+    call_id: str
+    created_at: dt.datetime
+    to_number: str = field(repr=False)
+    text: str = field(repr=False)
+    status: str = "queued"
+
+
 class CallStore(Protocol):
     """ReddyTalk's own records (Cosmos DB in the cloud, SQLite locally)."""
 
@@ -231,6 +250,25 @@ class CallStore(Protocol):
 
     async def release(self, key: str) -> None:
         """Give up a claim whose work failed, so a redelivery may try again."""
+
+    async def save_call_number(
+        self, call_id: str, clinic_id: str, *, party: str, number: str
+    ) -> None:
+        """Keep a phone number (E.164, PHI: sealed) for one call; again replaces it.
+
+        ``party`` says whose: ``caller`` (the number the call came from) or
+        ``patient:<patient_id>`` (the phone the EHR holds for a patient the call
+        identified). Only the call's own tools read it back, to text a confirmation.
+        """
+
+    async def get_call_number(self, call_id: str, clinic_id: str, *, party: str) -> str | None:
+        """The number :meth:`save_call_number` kept for the call and party, or None."""
+
+    async def add_to_outbox(self, message: OutboxMessage) -> bool:
+        """Keep a text message (number and text sealed); False if its id is kept already."""
+
+    async def list_outbox(self, clinic_id: str) -> list[OutboxMessage]:
+        """The clinic's outbox, oldest first."""
 
 
 class CallControl(Protocol):
@@ -326,6 +364,22 @@ class CallOffice(Protocol):
         """Run write workflow ``name`` as ``instance_id`` with input ``data``; its result."""
         ...
 
+    async def send_confirmation(self, name: str, *, instance_id: str, data: dict[str, Any]) -> bool:
+        """Text the caller a confirmation of write ``name``, which this call ran as
+        ``instance_id`` with ``data`` (the same arguments as :meth:`run`), after the
+        caller said yes to a text. Whether this request sent it (False: sent already).
+
+        The back office composes the text from the appointment the write returned and
+        picks the number itself (the patient's phone in the EHR, else the number the
+        call came from): neither comes from the conversation.
+
+        Raises:
+            SchedulingError: This call made no such change, or there is no number to
+                text (with a reason the caller can hear).
+            ProviderError: The text could not be sent; the appointment stands.
+        """
+        ...
+
     async def end_call(self, *, transfer_reason: str | None) -> None:
         """The conversation is over: hang up, or transfer to the clinic's staff.
 
@@ -344,6 +398,40 @@ class BackOffice(Protocol):
 
     async def close(self) -> None:
         """Release what it holds (at shutdown)."""
+        ...
+
+
+class SmsSender(Protocol):
+    """Sends text messages: ACS SMS in the cloud, the store's outbox on the embedded
+    profile. Numbers are E.164; no method logs a number or a text.
+    """
+
+    async def send(
+        self,
+        to_number: str,
+        text: str,
+        *,
+        from_number: str,
+        clinic_id: str,
+        call_id: str,
+        idempotency_key: str,
+    ) -> str:
+        """Send ``text`` to ``to_number`` from ``from_number`` (the clinic's number); the
+        message id.
+
+        ``idempotency_key`` names the message: an adapter that can keep one message per
+        key does (the outbox does; ACS deduplicates only its SDK's resends of one
+        request, see :mod:`reddytalk.providers.sms.acs_sms`). The caller of ``send``
+        claims the key first.
+
+        Raises:
+            ProviderError: Not sent; ``retryable`` when trying again may help (429,
+                5xx, timeouts), not for a number that cannot take the text.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release the connections it holds (at shutdown)."""
         ...
 
 

@@ -1,8 +1,10 @@
 """One settings object, read from the environment in one place.
 
 ``REDDYTALK_PROFILE`` picks the profile (``embedded`` or ``cloud``); a setting per
-provider may override it once cloud adapters exist. Nothing else in ReddyTalk
-reads the environment.
+provider may override it (``REDDYTALK_STORE``, ``REDDYTALK_EHR``). The cloud
+profile's voice engines (Azure Speech, Azure OpenAI, ElevenLabs) do not exist yet:
+until they do, the media worker speaks and listens with the embedded engines on
+both profiles. Nothing else in ReddyTalk reads the environment.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reddytalk.telephony.acs_auth import ACS_OPENID_CONFIG_URL
+
+SECRET_PREFIX = "REDDYTALK_SECRET_"
+"""The embedded profile's secrets: ``REDDYTALK_SECRET_<NAME>`` (see ``providers.secrets.env``)."""
 
 __all__ = ["Settings"]
 
@@ -28,6 +33,24 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise ValueError(f"{name} must be between {low} and {high}, not {value}")
     return value
+
+
+_STORES = ("sqlite", "cosmos")
+_EHRS = ("embedded", "fhir")
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name) or default
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise ValueError(f"{name} must be true or false, not {raw!r}")
+    return raw in ("true", "1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +87,31 @@ class Settings:
         tools_api_url: The Functions app's origin, for the media worker: when set,
             every tool of a call (reads, writes as orchestrations, messages, the
             call record) goes to its tools API; else it runs in process.
+        store: Where ReddyTalk's records live: ``sqlite`` (embedded default) or
+            ``cosmos`` (cloud default).
+        ehr: The clinics' schedules: ``embedded`` (in the SQLite file; embedded
+            default) or ``fhir`` (cloud default).
+        cosmos_endpoint: The Cosmos DB account (``https://<account>.documents.azure.com``).
+        cosmos_database: Its database.
+        cosmos_key: An account key, for a local emulator only (Azure uses the managed
+            identity and has keys disabled; never in repr).
+        cosmos_ca_file: A CA bundle for a local emulator's self-signed certificate.
+        cosmos_create_containers: Create the database and containers if missing (a
+            local emulator; in Azure, Bicep creates them).
+        fhir_base_url: The EHR's FHIR R4 base URL.
+        fhir_token_url: Its OAuth2 token endpoint (client credentials); empty: no auth.
+        fhir_client_id: ReddyTalk's client id at the EHR.
+        fhir_scope: The scopes to ask for, if the EHR wants them.
+        fhir_client_secret_name: The name of the secret (Key Vault in the cloud,
+            ``REDDYTALK_SECRET_<NAME>`` locally) holding the client secret.
+        key_vault_url: The Key Vault holding secrets (``https://<vault>.vault.azure.net``).
+        kek_id: The Key Vault key that wraps the clinics' PHI data keys; empty: local
+            key files under :attr:`phi_key_dir`.
+        key_vault_ca_file: A CA bundle for a loopback Key Vault (tests only).
+        managed_identity_client_id: The user-assigned managed identity to use; empty:
+            the default credential chain's choice.
+        environment_secrets: The ``REDDYTALK_SECRET_*`` variables (the embedded
+            profile's secrets; never in repr).
     """
 
     profile: str = "embedded"
@@ -84,6 +132,23 @@ class Settings:
     public_media_url: str = "ws://127.0.0.1:8765"
     tools_secret: bytes = field(default=b"", repr=False)
     tools_api_url: str = ""
+    store: str = "sqlite"
+    ehr: str = "embedded"
+    cosmos_endpoint: str = ""
+    cosmos_database: str = "reddytalk"
+    cosmos_key: str = field(default="", repr=False)
+    cosmos_ca_file: str = ""
+    cosmos_create_containers: bool = False
+    fhir_base_url: str = ""
+    fhir_token_url: str = ""
+    fhir_client_id: str = ""
+    fhir_scope: str = ""
+    fhir_client_secret_name: str = "fhir-client-secret"
+    key_vault_url: str = ""
+    kek_id: str = ""
+    key_vault_ca_file: str = ""
+    managed_identity_client_id: str = ""
+    environment_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def store_path(self) -> Path:
@@ -103,8 +168,11 @@ class Settings:
         profile = env.get("REDDYTALK_PROFILE", "embedded")
         if profile not in ("embedded", "cloud"):
             raise ValueError(f"REDDYTALK_PROFILE must be embedded or cloud, not {profile!r}")
-        if profile == "cloud":
-            raise ValueError("the cloud profile's adapters are not built yet; use embedded")
+        cloud = profile == "cloud"
+        store = _choice(
+            env, "REDDYTALK_STORE", "cosmos" if cloud else "sqlite", ("sqlite", "cosmos")
+        )
+        ehr = _choice(env, "REDDYTALK_EHR", "fhir" if cloud else "embedded", ("embedded", "fhir"))
         return cls(
             profile=profile,
             data_dir=Path(env.get("REDDYTALK_DATA_DIR", "var")),
@@ -124,4 +192,24 @@ class Settings:
             public_media_url=env.get("REDDYTALK_PUBLIC_MEDIA_URL", "ws://127.0.0.1:8765"),
             tools_secret=env.get("REDDYTALK_TOOLS_SECRET", "").encode(),
             tools_api_url=env.get("REDDYTALK_TOOLS_API_URL", ""),
+            store=store,
+            ehr=ehr,
+            cosmos_endpoint=env.get("REDDYTALK_COSMOS_ENDPOINT", ""),
+            cosmos_database=env.get("REDDYTALK_COSMOS_DATABASE", "") or "reddytalk",
+            cosmos_key=env.get("REDDYTALK_COSMOS_KEY", ""),
+            cosmos_ca_file=env.get("REDDYTALK_COSMOS_CA_FILE", ""),
+            cosmos_create_containers=_flag(env, "REDDYTALK_COSMOS_CREATE_CONTAINERS"),
+            fhir_base_url=env.get("REDDYTALK_FHIR_BASE_URL", ""),
+            fhir_token_url=env.get("REDDYTALK_FHIR_TOKEN_URL", ""),
+            fhir_client_id=env.get("REDDYTALK_FHIR_CLIENT_ID", ""),
+            fhir_scope=env.get("REDDYTALK_FHIR_SCOPE", ""),
+            fhir_client_secret_name=env.get("REDDYTALK_FHIR_CLIENT_SECRET_NAME", "")
+            or "fhir-client-secret",
+            key_vault_url=env.get("REDDYTALK_KEY_VAULT_URL", ""),
+            kek_id=env.get("REDDYTALK_KEK_ID", ""),
+            key_vault_ca_file=env.get("REDDYTALK_KEY_VAULT_CA_FILE", ""),
+            managed_identity_client_id=env.get("REDDYTALK_MANAGED_IDENTITY_CLIENT_ID", ""),
+            environment_secrets={
+                name: value for name, value in env.items() if name.startswith(SECRET_PREFIX)
+            },
         )

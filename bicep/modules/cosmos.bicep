@@ -60,6 +60,15 @@ var containers = [
     partitionKey: '/clinic_id'
     // Never a defaultTtl: the clinics' wrapped PHI data keys; one expired is its clinic's PHI lost.
   }
+  {
+    name: 'call_numbers'
+    partitionKey: '/call_id'
+    defaultTtl: 86400 // 1 day: a call's phone numbers (PHI) are read only during the call
+  }
+  {
+    name: 'outbox'
+    partitionKey: '/clinic_id'
+  }
 ]
 
 var isServerless = capacityMode == 'Serverless'

@@ -23,6 +23,30 @@ param logLevel string
 @description('URI of the Key Vault (ends in a slash).')
 param keyVaultUri string
 
+@description('Versionless id of the key-encryption key that wraps each clinic data key (REDDYTALK_KEK_ID).')
+param kekId string
+
+@description('Endpoint of the Cosmos DB account (REDDYTALK_COSMOS_ENDPOINT).')
+param cosmosEndpoint string
+
+@description('The Cosmos DB database of the store (REDDYTALK_COSMOS_DATABASE).')
+param cosmosDatabaseName string
+
+@description('FHIR R4 base URL of the clinic EHR (REDDYTALK_FHIR_BASE_URL).')
+param fhirBaseUrl string
+
+@description('OAuth2 token endpoint of the EHR; empty: no token (REDDYTALK_FHIR_TOKEN_URL).')
+param fhirTokenUrl string
+
+@description('Client id of ReddyTalk at the EHR (REDDYTALK_FHIR_CLIENT_ID).')
+param fhirClientId string
+
+@description('Scopes asked of the EHR token endpoint (REDDYTALK_FHIR_SCOPE).')
+param fhirScope string
+
+@description('Vault item holding the EHR client secret, read at runtime (REDDYTALK_FHIR_CLIENT_SECRET_NAME).')
+param fhirClientSecretVaultItem string
+
 @description('Vault item holding the ACS connection string.')
 param acsVaultItem string
 
@@ -60,7 +84,11 @@ var platformSettings = {
   AZURE_CLIENT_ID: identityClientId
 }
 
-// ReddyTalk's settings (reddytalk/settings.py).
+// ReddyTalk's settings (reddytalk/settings.py). The cloud profile's defaults pick the Cosmos DB
+// store and the FHIR EHR (REDDYTALK_STORE and REDDYTALK_EHR are not set). One
+// DefaultAzureCredential, the user-assigned identity named by its client id, reaches Cosmos DB,
+// the KEK and the vault; the EHR client secret is read through it at runtime (a secret name
+// here, not a Key Vault reference).
 var reddytalkSettings = {
   REDDYTALK_PROFILE: 'cloud'
   REDDYTALK_LOG_LEVEL: logLevel
@@ -70,6 +98,16 @@ var reddytalkSettings = {
   REDDYTALK_PUBLIC_FUNCTIONS_URL: publicFunctionsUrl
   REDDYTALK_PUBLIC_MEDIA_URL: publicMediaUrl
   REDDYTALK_TOOLS_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${toolsVaultItem})'
+  REDDYTALK_MANAGED_IDENTITY_CLIENT_ID: identityClientId
+  REDDYTALK_COSMOS_ENDPOINT: cosmosEndpoint
+  REDDYTALK_COSMOS_DATABASE: cosmosDatabaseName
+  REDDYTALK_KEY_VAULT_URL: keyVaultUri
+  REDDYTALK_KEK_ID: kekId
+  REDDYTALK_FHIR_BASE_URL: fhirBaseUrl
+  REDDYTALK_FHIR_TOKEN_URL: fhirTokenUrl
+  REDDYTALK_FHIR_CLIENT_ID: fhirClientId
+  REDDYTALK_FHIR_SCOPE: fhirScope
+  REDDYTALK_FHIR_CLIENT_SECRET_NAME: fhirClientSecretVaultItem
 }
 
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {

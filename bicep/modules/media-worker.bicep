@@ -64,6 +64,15 @@ param acsImmutableResourceId string
 @description('Origin of the Functions app tools API.')
 param toolsApiUrl string
 
+@description('Endpoint of the Cosmos DB account the clinics are read from (REDDYTALK_COSMOS_ENDPOINT).')
+param cosmosEndpoint string
+
+@description('The Cosmos DB database of the store (REDDYTALK_COSMOS_DATABASE).')
+param cosmosDatabaseName string
+
+@description('Versionless id of the key-encryption key of the store PHI cipher (REDDYTALK_KEK_ID).')
+param kekId string
+
 @description('ARM id of the Log Analytics workspace for diagnostics.')
 param workspaceId string
 
@@ -177,6 +186,25 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = if (!empty(image)) {
             {
               name: 'REDDYTALK_TOOLS_API_URL'
               value: toolsApiUrl
+            }
+            // The cloud profile's store: Cosmos DB (the clinics), with the PHI cipher, whose KEK
+            // is opened at start-up. REDDYTALK_EHR is not set: the media worker reaches
+            // records through the tools API and builds no EHR.
+            {
+              name: 'REDDYTALK_COSMOS_ENDPOINT'
+              value: cosmosEndpoint
+            }
+            {
+              name: 'REDDYTALK_COSMOS_DATABASE'
+              value: cosmosDatabaseName
+            }
+            {
+              name: 'REDDYTALK_KEK_ID'
+              value: kekId
+            }
+            {
+              name: 'REDDYTALK_MANAGED_IDENTITY_CLIENT_ID'
+              value: identityClientId
             }
             {
               name: 'AZURE_CLIENT_ID'

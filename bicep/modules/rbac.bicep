@@ -13,6 +13,8 @@
 //                         Cognitive Services Speech User                the Speech resource
 //                         Cognitive Services OpenAI User                the Azure OpenAI resource
 //                         Cosmos DB Built-in Data Reader (data)         the clinics and numbers containers
+//                         Key Vault Crypto Service Encryption User      the KEK only (the store's PHI cipher
+//                                                                       opens it at start-up)
 //   Event Grid topic      Storage Blob Data Contributor                 the dead-letter container
 //   ACS (system)          Cognitive Services User                       the Speech resource (ACS's own text to speech)
 //
@@ -233,6 +235,19 @@ resource mediaWorkerOpenAi 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   scope: openAi
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.cognitiveServicesOpenAiUser)
+    principalId: mediaWorkerPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource mediaWorkerKek 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault::kek.id, mediaWorkerPrincipalId, roles.keyVaultCryptoServiceEncryptionUser)
+  scope: vault::kek
+  properties: {
+    roleDefinitionId: subscriptionResourceId(
+      'Microsoft.Authorization/roleDefinitions',
+      roles.keyVaultCryptoServiceEncryptionUser
+    )
     principalId: mediaWorkerPrincipalId
     principalType: 'ServicePrincipal'
   }

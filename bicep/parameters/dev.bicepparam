@@ -21,6 +21,15 @@ param openAiComplexCapacity = 10
 param logRetentionDays = 30
 param logLevel = 'INFO'
 
+// The clinic's EHR (FHIR R4). Fill in fhirBaseUrl before taking calls: the Functions app runs the
+// cloud profile, which refuses to start without it. With a token URL, write ReddyTalk's client
+// secret into the vault first: az keyvault secret set --vault-name <KEY_VAULT_NAME>
+// --name fhir-client-secret --file <file>.
+param fhirBaseUrl = ''
+param fhirTokenUrl = ''
+param fhirClientId = ''
+param fhirScope = ''
+
 // Set by scripts/deploy for each of its steps. The defaults leave the media worker's container
 // app, the Event Grid subscription and both Key Vault secrets as they are.
 param mediaWorkerImage = readEnvironmentVariable('DEPLOY_MEDIA_WORKER_IMAGE', '')

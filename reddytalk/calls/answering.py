@@ -5,21 +5,29 @@ The Event Grid trigger ``incoming_call`` parses the event and calls
 profile's local ACS and the cloud take the same path. Event Grid delivers at
 least once, so the decision is claimed once per call in the store: a second
 delivery of the same event answers nothing.
+
+The caller's number (PHI) is kept for the call, sealed in the store, once the call is
+answered: a text confirmation the caller asks for goes to it when the EHR has no phone
+for the patient. It never goes into a workflow's input or a log.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 from reddytalk.calls.call_tokens import CallTokens
+from reddytalk.calls.confirmations import CALLER
 from reddytalk.errors import ProviderError
 from reddytalk.ports import AuditEvent, CallControl, CallStore
 from reddytalk.telephony.acs_events import IncomingCall
 
 __all__ = ["AlreadyHandled", "Answered", "CallLinks", "Rejected", "answer_incoming_call"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,20 +122,39 @@ async def answer_incoming_call(
             operation_context=f"answer:{call.correlation_id}",
         )
         await _audit(store, call.correlation_id, clinic.clinic_id, "call.answered", "")
-        return Answered(call.correlation_id, clinic.clinic_id, connection_id)
     except ProviderError as error:
         if error.retryable:
             await store.release(key)
         raise
+    await _keep_caller_number(store, call, clinic.clinic_id)
+    return Answered(call.correlation_id, clinic.clinic_id, connection_id)
 
 
-async def _audit(store: CallStore, call_id: str, clinic_id: str, action: str, why: str) -> None:
+async def _keep_caller_number(store: CallStore, call: IncomingCall, clinic_id: str) -> None:
+    """Keep the caller's number for the call, after the answer: a text confirmation is
+    no reason to keep a caller ringing, nor to fail a call that is answered."""
+    if call.from_number is None:  # not a phone (a Teams user, a web caller)
+        return
+    try:
+        await store.save_call_number(
+            call.correlation_id, clinic_id, party=CALLER, number=call.from_number
+        )
+        await _audit(store, call.correlation_id, clinic_id, "create", "",
+                     resource=f"CallNumber/{CALLER}")  # fmt: skip
+    except (ProviderError, ValueError) as error:  # neither names the number
+        log.warning("the caller's number was not kept: %s", error)
+
+
+async def _audit(
+    store: CallStore, call_id: str, clinic_id: str, action: str, why: str, *,
+    resource: str = "call",
+) -> None:  # fmt: skip
     await store.record_audit(
         AuditEvent(
             call_id=call_id,
             clinic_id=clinic_id,
             action=action,
-            resource="call",
+            resource=resource,
             at=dt.datetime.now(dt.UTC),
             details={"reason": why} if why else {},
         )

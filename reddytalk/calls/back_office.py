@@ -1,10 +1,10 @@
 """The receptionist's back office in process: the clinic's records and the write workflows.
 
-:class:`ClinicRecords` is one call's reads (and the two small writes that need no
-workflow: registering a patient, keeping a message), each touch of PHI audited.
-The Functions app's tools API serves the same class to the media worker in the
-cloud; :class:`LocalBackOffice` calls it directly on the embedded profile, with
-the write workflows on an :class:`InlineRunner`.
+:class:`ClinicRecords` is one call's reads (and the small writes that need no
+workflow: registering a patient, keeping a message, texting a confirmation), each
+touch of PHI audited. The Functions app's tools API serves the same class to the
+media worker in the cloud; :class:`LocalBackOffice` calls it directly on the
+embedded profile, with the write workflows on an :class:`InlineRunner`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from reddytalk.errors import BookingRefused, SlotUnavailable
-from reddytalk.ports import AuditEvent, CallRecord, CallStore, Ehr, Message
+from reddytalk.calls import confirmations
+from reddytalk.errors import BookingRefused, ProviderError, SchedulingError, SlotUnavailable
+from reddytalk.ports import AuditEvent, CallRecord, CallStore, Ehr, Message, SmsSender
 from reddytalk.scheduling.model import Appointment, Patient, Slot
+from reddytalk.scheduling.wire import appointment_from_dict
 from reddytalk.workflows.call_session import HANG_UP_REQUESTED, TRANSFER_REQUESTED
 from reddytalk.workflows.runner import InlineRunner
 
@@ -26,6 +28,9 @@ MAX_SLOT_SEARCH = dt.timedelta(days=62)
 _NOT_IDENTIFIED = "I need to confirm who you are first."
 _LATEST_UTC_OFFSET = dt.timedelta(hours=14)
 """Kiribati's: a birth date is in the future only once it is tomorrow everywhere."""
+_NO_NUMBER = "I'm sorry, I don't have a number I can text."
+_NOTHING_TO_CONFIRM = "I haven't changed an appointment on this call."
+_CHANGED = frozenset({"booked", "rescheduled", "cancelled"})
 
 
 class ClinicRecords:
@@ -78,7 +83,26 @@ class ClinicRecords:
         )
         found = f"Patient/{patient.patient_id}" if patient else "Patient"
         await self._audit("search", found, matched=str(patient is not None))
+        if patient is not None:
+            await self._keep_phone(patient)
         return patient
+
+    async def _keep_phone(self, patient: Patient) -> None:
+        """Keep the patient's phone from the EHR for this call (sealed), for a text
+        confirmation; the Ehr port reads no patient by id, so it is kept when found."""
+        if not patient.phone:
+            return
+        clinic = await self._store.get_clinic(self._clinic_id)
+        if clinic is None:
+            return
+        number = confirmations.as_e164(patient.phone, clinic_number=clinic.phone_number)
+        if number is None:  # not a number a text can go to
+            return
+        party = confirmations.patient_party(patient.patient_id)
+        await self._store.save_call_number(
+            self._call_id, self._clinic_id, party=party, number=number
+        )
+        await self._audit("create", f"CallNumber/{party}")
 
     async def register_patient(
         self, *, given_name: str, family_name: str, birth_date: dt.date
@@ -98,6 +122,7 @@ class ClinicRecords:
         )
         if existing is not None:  # a retried request, or a patient who forgot they are one
             await self._audit("search", f"Patient/{existing.patient_id}", matched="True")
+            await self._keep_phone(existing)
             return existing
         patient = await self._ehr.create_patient(
             clinic_id=self._clinic_id,
@@ -152,6 +177,64 @@ class ClinicRecords:
             await self._audit("create", f"Message/{message.message_id}")
         return kept
 
+    async def send_confirmation(
+        self, *, workflow: str, appointment: Appointment, sms: SmsSender
+    ) -> bool:
+        """Text the patient a confirmation of what ``workflow`` did to ``appointment``
+        in this call; whether this request sent it (False: an earlier one did, or was
+        refused for good).
+
+        The caller of this class checks that the call ran that write for its patient.
+        The number is the patient's phone in the EHR, else the number the call came
+        from (:func:`confirmations.number_parties`); the text is composed here.
+
+        Raises:
+            SchedulingError: There is no number to text.
+            ProviderError: The text was not sent (a retryable failure gives the claim
+                back, so a retry may send it).
+        """
+        clinic = await self._store.get_clinic(self._clinic_id)
+        if clinic is None:
+            raise ProviderError("the call's clinic is not in the store", retryable=False)
+        text = confirmations.confirmation_text(workflow, appointment, clinic)
+        key = confirmations.confirmation_key(self._call_id, workflow, appointment.appointment_id)
+        if not await self._store.claim(key):
+            return False
+        try:
+            found = await self._number_for(appointment.patient_id)
+            if found is None:
+                raise SchedulingError(_NO_NUMBER)
+        except (SchedulingError, ProviderError):
+            await self._store.release(key)  # nothing was sent
+            raise
+        to_number, whose = found
+        try:
+            message_id = await sms.send(
+                to_number, text, from_number=clinic.phone_number, clinic_id=self._clinic_id,
+                call_id=self._call_id, idempotency_key=key,
+            )  # fmt: skip
+        except ProviderError as error:
+            if error.retryable:
+                await self._store.release(key)
+            await self._audit(  # the number was read for it: the attempt is audited too
+                "send_failed", f"Appointment/{appointment.appointment_id}/sms",
+                number=whose, retryable=str(error.retryable),
+            )  # fmt: skip
+            raise
+        await self._audit(
+            "send", f"Sms/{message_id}", appointment=f"Appointment/{appointment.appointment_id}",
+            change=confirmations.CHANGES[workflow], number=whose,
+        )  # fmt: skip
+        return True
+
+    async def _number_for(self, patient_id: str) -> tuple[str, str] | None:
+        """The number to text and whose it is (for the audit), best first."""
+        for party, whose in confirmations.number_parties(patient_id):
+            number = await self._store.get_call_number(self._call_id, self._clinic_id, party=party)
+            if number:
+                return number, whose
+        return None
+
     async def keep_record(self, record: CallRecord) -> None:
         """Store the call's record (the conversation's account replaces a stub the
         call's session may have stored when the call ended first).
@@ -167,11 +250,15 @@ class ClinicRecords:
 class LocalCallOffice:
     """One call's :class:`reddytalk.ports.CallOffice`, in process."""
 
-    def __init__(self, *, records: ClinicRecords, runner: InlineRunner, call_id: str) -> None:
+    def __init__(
+        self, *, records: ClinicRecords, runner: InlineRunner, call_id: str, sms: SmsSender
+    ) -> None:
         self._records = records
         self._runner = runner
         self._call_id = call_id
+        self._sms = sms
         self._identified: set[str] = set()
+        self._changes: dict[str, tuple[str, dict[str, Any]]] = {}  # instance → write, result
 
     async def find_patient(
         self, *, given_name: str, family_name: str, birth_date: dt.date
@@ -220,7 +307,23 @@ class LocalCallOffice:
             patient_id=patient_id, appointment_id=appointment_id
         ):
             raise SlotUnavailable("I couldn't find that appointment.")
-        return await self._runner.run(name, instance_id=instance_id, data=data)
+        result = await self._runner.run(name, instance_id=instance_id, data=data)
+        if result.get("status") in _CHANGED:
+            self._changes[instance_id] = (name, result)
+        return result
+
+    async def send_confirmation(self, name: str, *, instance_id: str, data: dict[str, Any]) -> bool:
+        """Text a confirmation of a write this office ran, for the patient it identified."""
+        workflow, result = self._changes.get(instance_id, ("", {}))
+        if workflow != name or "appointment" not in result:
+            raise BookingRefused(_NOTHING_TO_CONFIRM)
+        appointment = appointment_from_dict(result["appointment"])
+        patient_id = data.get("patient_id")
+        if patient_id not in self._identified or appointment.patient_id != patient_id:
+            raise BookingRefused(_NOT_IDENTIFIED)
+        return await self._records.send_confirmation(
+            workflow=name, appointment=appointment, sms=self._sms
+        )
 
     async def end_call(self, *, transfer_reason: str | None) -> None:
         """Tell the call's session, if it runs here; without telephony there is none."""
@@ -243,6 +346,8 @@ class LocalBackOffice:
         store: ReddyTalk's records.
         runner: Runs the write workflows (and, under the local stack, call sessions).
         clock: Current time (aware).
+        sms: Sends the text confirmations callers ask for (the store's outbox on the
+            embedded profile).
     """
 
     def __init__(
@@ -252,11 +357,13 @@ class LocalBackOffice:
         store: CallStore,
         runner: InlineRunner,
         clock: Callable[[], dt.datetime],
+        sms: SmsSender,
     ) -> None:
         self._ehr = ehr
         self._store = store
         self.runner = runner
         self._clock = clock
+        self._sms = sms
 
     def for_call(self, *, call_id: str, clinic_id: str, call_token: str | None) -> LocalCallOffice:
         """One call's back office (no token is needed in process)."""
@@ -264,7 +371,7 @@ class LocalBackOffice:
             ehr=self._ehr, store=self._store, clock=self._clock, call_id=call_id,
             clinic_id=clinic_id,
         )  # fmt: skip
-        return LocalCallOffice(records=records, runner=self.runner, call_id=call_id)
+        return LocalCallOffice(records=records, runner=self.runner, call_id=call_id, sms=self._sms)
 
     async def close(self) -> None:
         """Nothing to release: runs end with their callers."""

@@ -49,6 +49,7 @@ class Receptionist:
         tts: Text to speech.
         tuning: Per-call timing knobs.
         clock: Wall-clock time (aware), injectable for tests.
+        on_close: Closes what the composition opened for it (the store's clients).
     """
 
     def __init__(
@@ -60,8 +61,10 @@ class Receptionist:
         tts: TextToSpeech,
         tuning: CallTuning = _DEFAULT_TUNING,
         clock: Callable[[], dt.datetime] = _utc_now,
+        on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
+        self._on_close = on_close
         self._office = office
         self._stt = stt
         self._tts = tts
@@ -83,6 +86,8 @@ class Receptionist:
     async def close(self) -> None:
         """Release what outlives calls (the tools API's connections)."""
         await self._office.close()
+        if self._on_close is not None:
+            await self._on_close()
 
     async def greeting_audio(self, text: str, sample_rate_hz: int) -> bytes:
         """The greeting's PCM, synthesized once per text and rate and then reused."""

@@ -33,6 +33,7 @@ class DialogueState(Enum):
     ASK_WHEN = "ask_when"
     OFFER_SLOTS = "offer_slots"
     CONFIRM = "confirm"
+    OFFER_TEXT = "offer_text"
     CHOOSE_APPOINTMENT = "choose_appointment"
     ASK_MESSAGE = "ask_message"
     ASK_MESSAGE_NAME = "ask_message_name"
@@ -101,6 +102,11 @@ _STATE_RULES: dict[DialogueState, str] = {
         " [please] | [the one] with <provider> | [how about] <when> | something else"
     ),
     DialogueState.CONFIRM: "<when>",
+    # A text confirmation: a plain yes or no (both in every grammar), or with the words.
+    DialogueState.OFFER_TEXT: (
+        "(yes | yeah | sure) [please] [(text | send) (me | it) [please]]"
+        " | no [thanks | thank you] [i don't need (a | the) text]"
+    ),
     DialogueState.CHOOSE_APPOINTMENT: "[the] (first | second | third | last) [one] | <when>",
     DialogueState.ANYTHING_ELSE: "<intent>",
     DialogueState.OFFER_STAFF: "<intent>",

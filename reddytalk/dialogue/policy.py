@@ -36,6 +36,7 @@ __all__ = ["ReceptionistPolicy"]
 
 S = DialogueState
 _ANYTHING_ELSE = "Is there anything else I can help you with?"
+_OFFER_TEXT = "Would you like a text message confirmation?"
 _MAX_MISUNDERSTOOD = 2
 
 
@@ -61,6 +62,7 @@ class ReceptionistPolicy:
         self._appointments: list[Appointment] = []
         self._target: Appointment | None = None
         self._message = ""
+        self._texting_a_cancel = False
         self._misunderstood = 0
         self._last_prompt = ""
 
@@ -113,6 +115,7 @@ class ReceptionistPolicy:
             S.ASK_WHEN: self._on_when,
             S.OFFER_SLOTS: self._on_offer_choice,
             S.CONFIRM: self._on_confirm,
+            S.OFFER_TEXT: self._on_offer_text,
             S.CHOOSE_APPOINTMENT: self._on_choose_appointment,
             S.ASK_MESSAGE: self._on_message,
             S.ASK_MESSAGE_NAME: self._on_message_name,
@@ -467,5 +470,28 @@ class ReceptionistPolicy:
             call, _ = await self._tools.book(slot=slot, appointment_type=self._type.code)
             yield call
             yield Say(f"You are all set. I booked {details}.")
+        self._texting_a_cancel = self._intent is Intent.CANCEL
         self._intent, self._when, self._offers, self._chosen = None, None, [], None
-        yield self._ask(S.ANYTHING_ELSE, _ANYTHING_ELSE)
+        # Asked in the same turn as the confirmation: the caller answers both at once.
+        yield self._ask(S.OFFER_TEXT, _OFFER_TEXT)
+
+    async def _on_offer_text(self, text: str, intent: Intent | None) -> AsyncIterator[PolicyOutput]:
+        """Text a confirmation on a clear yes only; anything unclear is asked again."""
+        if is_yes(text):
+            self._tools.note_text_consent()
+            # Said before the send, so the caller hears an answer while the text goes out.
+            yield Say("Okay, I'm sending it now.")
+            try:
+                yield await self._tools.send_confirmation()
+            except SchedulingError as refusal:  # no number to text
+                yield Say(str(refusal))
+            except ProviderError:
+                what = "cancellation" if self._texting_a_cancel else "appointment"
+                yield Say(f"I'm sorry, I couldn't send the text, but your {what} is confirmed.")
+            yield self._ask(S.ANYTHING_ELSE, _ANYTHING_ELSE)
+        elif is_no(text):
+            yield Say("All right, no text.")
+            yield self._ask(S.ANYTHING_ELSE, _ANYTHING_ELSE)
+        elif intent is Intent.GOODBYE:
+            async for output in self._goodbye():
+                yield output

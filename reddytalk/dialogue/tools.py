@@ -5,7 +5,13 @@ name; this layer runs them through the call's back office (:class:`CallOffice`:
 in process, or the Functions app's tools API), records each call as a
 :class:`ToolCall`, and refuses writes the guardrails forbid: no booking without a
 verified patient and the caller's explicit yes to the read-back of that very
-slot. The back office audits every touch of PHI where it happens.
+slot, and no text message without the caller's yes to texting that very change.
+The back office audits every touch of PHI where it happens.
+
+A text confirmation is its own tool (``send_confirmation``) rather than a step of the
+write workflows: the caller is asked after the write succeeded, and the number must
+stay out of the workflows' (Durable's, unencrypted) history; see
+:mod:`reddytalk.calls.confirmations`.
 """
 
 from __future__ import annotations
@@ -30,6 +36,16 @@ from reddytalk.workflows.booking import (
 )
 
 __all__ = ["ReceptionistTools"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Change:
+    """The last write of the call: what a text confirmation would confirm."""
+
+    workflow: str
+    instance_id: str
+    request: dict[str, str]
+    appointment_id: str
 
 
 class ReceptionistTools:
@@ -62,6 +78,8 @@ class ReceptionistTools:
         self._confirmed: tuple[str, str] | None = None
         self.outcome = "no_action"
         self._messages = 0
+        self._change: _Change | None = None
+        self._text_consent: _Change | None = None
 
     def now(self) -> dt.datetime:
         """The current time."""
@@ -148,9 +166,8 @@ class ReceptionistTools:
     async def _run(self, workflow: str, target: str, **data: str) -> Appointment:
         """Run a write workflow; its appointment, or the refusal as a SchedulingError."""
         request = {"call_id": self._call_id, "clinic_id": self.clinic.clinic_id, **data}
-        result = await self._office.run(
-            workflow, instance_id=instance_id(workflow, self._call_id, target), data=request
-        )
+        instance = instance_id(workflow, self._call_id, target)
+        result = await self._office.run(workflow, instance_id=instance, data=request)
         if result["status"] == "refused":
             raise SlotUnavailable(result["reason"])
         if result["status"] == "failed":
@@ -158,6 +175,8 @@ class ReceptionistTools:
         if "appointment" not in result:
             raise SchedulingError("I'm sorry, something went wrong with that appointment.")
         appointment = appointment_from_dict(result["appointment"])
+        self._change = _Change(workflow, instance, request, appointment.appointment_id)
+        self._text_consent = None
         return dataclasses.replace(appointment, start=appointment.start.astimezone(self.clinic.tz))
 
     async def book(self, *, slot: Slot, appointment_type: str) -> tuple[ToolCall, Appointment]:
@@ -231,6 +250,31 @@ class ReceptionistTools:
             {"appointment_id": moved.appointment_id},
         )
         return call, moved
+
+    def note_text_consent(self) -> None:
+        """The caller said a clear yes to a text confirmation of the change just made."""
+        self._text_consent = self._change
+
+    async def send_confirmation(self) -> ToolCall:
+        """Text a confirmation of the change just made: only after the caller's yes to
+        it, and once per change (the back office picks the number and the words).
+
+        Raises:
+            BookingRefused: No change was made, or the caller did not say yes to a text.
+            SchedulingError: There is no number to text (a reason the caller can hear).
+            ProviderError: The text could not be sent; the appointment stands.
+        """
+        change = self._change
+        if change is None or self._text_consent is not change:
+            raise BookingRefused("I need your okay before I send a text.")
+        self._text_consent = None  # one text per yes, whatever happens next
+        sent = await self._office.send_confirmation(
+            change.workflow, instance_id=change.instance_id, data=change.request
+        )
+        return self._record(
+            "send_confirmation", {"appointment_id": change.appointment_id},
+            {"status": "sent" if sent else "sent_already"},
+        )  # fmt: skip
 
     async def take_message(self, *, text: str, caller_name: str = "") -> ToolCall:
         """Keep a message for the clinic's staff, with the caller's identity if known.

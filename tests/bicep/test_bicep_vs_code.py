@@ -10,6 +10,7 @@ import ast
 import contextlib
 import re
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from bicep_model import MAIN, MODULES, ROOT, body, parse, resources, walk
@@ -18,12 +19,14 @@ from reddytalk.settings import Settings
 
 SETTINGS_SOURCE = ROOT / "reddytalk" / "settings.py"
 SETTING = re.compile(r"REDDYTALK_[A-Z0-9_]*[A-Z0-9]")  # a name, not a prefix like REDDYTALK_SECRET_
+PREFIX = re.compile(r"REDDYTALK_[A-Z0-9][A-Z0-9_]*_")  # a family of names: REDDYTALK_SECRET_<NAME>
 APP_SETTINGS_FILES = (MODULES / "function-settings.bicep", MODULES / "media-worker.bicep")
 
 # Settings the code reads that Azure deliberately does not set: the code's default is what
 # Azure wants, or the setting only means something on a developer's machine. Everything else
 # the code reads must be set in bicep/modules/function-settings.bicep (Functions app) or
-# bicep/modules/media-worker.bicep (container app).
+# bicep/modules/media-worker.bicep (container app). An entry ending in "_" is a prefix: every
+# name that starts with it.
 NOT_SET_IN_AZURE = {
     # The embedded profile's SQLite directory; media_worker/Dockerfile points it at /app/var.
     "REDDYTALK_DATA_DIR",
@@ -40,15 +43,32 @@ NOT_SET_IN_AZURE = {
     # to experiment.
     "REDDYTALK_END_OF_TURN_MS",
     "REDDYTALK_BARGE_IN_MS",
+    # The cloud profile's defaults (cosmos, fhir) are what Azure runs; the media worker builds
+    # no EHR, so it needs no REDDYTALK_EHR either.
+    "REDDYTALK_STORE",
+    "REDDYTALK_EHR",
+    # A local Cosmos DB emulator's account key; Azure has keys disabled (managed identity).
+    "REDDYTALK_COSMOS_KEY",
+    # The local emulator's self-signed CA; Cosmos DB in Azure has a publicly trusted certificate.
+    "REDDYTALK_COSMOS_CA_FILE",
+    # A loopback Key Vault's CA (tests); Key Vault in Azure has a publicly trusted certificate.
+    "REDDYTALK_KEY_VAULT_CA_FILE",
+    # Bicep creates the database and containers (bicep/modules/cosmos.bicep); the identities
+    # may not.
+    "REDDYTALK_COSMOS_CREATE_CONTAINERS",
+    # The embedded profile's secrets (REDDYTALK_SECRET_<NAME>); in Azure they are in Key Vault.
+    "REDDYTALK_SECRET_",
 }
 
 
 class _Recorder(Mapping[str, str]):
-    """An empty environment that remembers every name asked of it."""
+    """An empty environment that remembers every name asked of it, and whether it was
+    listed (the code then reads names by a prefix)."""
 
     def __init__(self, values: dict[str, str]) -> None:
         self.values = values
         self.asked: set[str] = set()
+        self.is_listed = False
 
     def __getitem__(self, name: str) -> str:
         self.asked.add(name)
@@ -60,6 +80,7 @@ class _Recorder(Mapping[str, str]):
         return name in self.values
 
     def __iter__(self) -> Iterator[str]:
+        self.is_listed = True
         return iter(self.values)
 
     def __len__(self) -> int:
@@ -67,31 +88,45 @@ class _Recorder(Mapping[str, str]):
 
 
 def settings_the_code_reads() -> set[str]:
-    """Every REDDYTALK_* name reddytalk/settings.py reads.
+    """Every REDDYTALK_* name reddytalk/settings.py reads, and every prefix (ending in "_")
+    it reads names by.
 
-    Two readings: the names written in settings.py (each branch, each profile), and the
-    names Settings.from_env asks the environment for on each profile (names it builds).
+    Two readings: the names and prefixes written in settings.py (each branch, each profile),
+    and the names Settings.from_env asks the environment for on each profile (names it
+    builds). A from_env that lists the environment reads names by a prefix, which
+    settings.py must then spell out.
     """
     tree = ast.parse(SETTINGS_SOURCE.read_text())
-    names = {
+    constants = {
         node.value
         for node in ast.walk(tree)
-        if isinstance(node, ast.Constant)
-        and isinstance(node.value, str)
-        and SETTING.fullmatch(node.value)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
     }
+    names = {value for value in constants if SETTING.fullmatch(value)}
+    prefixes = {value for value in constants if PREFIX.fullmatch(value)}
     for profile in (None, "embedded", "cloud"):
         environment = _Recorder({} if profile is None else {"REDDYTALK_PROFILE": profile})
         with contextlib.suppress(ValueError):  # a profile may need more than an empty env
             Settings.from_env(environment)
         names |= {name for name in environment.asked if SETTING.fullmatch(name)}
-    return names
+        assert prefixes or not environment.is_listed, (
+            "Settings.from_env lists the environment, but settings.py names no REDDYTALK_*_ prefix"
+        )
+    return names | prefixes
 
 
-def app_settings_in_bicep() -> dict[str, Any]:
-    """REDDYTALK_* settings Bicep sets (Functions app settings, container env), by name."""
+def _is_covered(name: str, entries: set[str]) -> bool:
+    """Whether ``entries`` (names, and prefixes ending in "_") include ``name``."""
+    return name in entries or any(
+        entry.endswith("_") and name.startswith(entry) for entry in entries
+    )
+
+
+def app_settings_in_bicep(*paths: Path) -> dict[str, Any]:
+    """REDDYTALK_* settings Bicep sets (Functions app settings, container env), by name: in
+    ``paths``, or in both apps' files."""
     found: dict[str, Any] = {}
-    for path in APP_SETTINGS_FILES:
+    for path in paths or APP_SETTINGS_FILES:
         for value in walk(parse(path)):
             if not isinstance(value, dict):
                 continue
@@ -108,14 +143,21 @@ def test_the_app_settings_in_bicep_are_exactly_the_settings_the_code_reads() -> 
     code = settings_the_code_reads()
     bicep = set(app_settings_in_bicep())
     assert "REDDYTALK_PROFILE" in code, "reading settings.py found nothing"
-    missing = code - bicep - NOT_SET_IN_AZURE
-    unknown = bicep - code
+    assert "REDDYTALK_SECRET_" in code, "reading settings.py found no prefix"
+    # A prefix is never "set" as such: the code reads it, and Azure sets none of its names.
+    missing = {n for n in code - bicep - NOT_SET_IN_AZURE if not n.endswith("_")}
+    unprefixed = {n for n in code - NOT_SET_IN_AZURE if n.endswith("_")}
+    unknown = {name for name in bicep if not _is_covered(name, code)}
     stale = NOT_SET_IN_AZURE - code
-    both = NOT_SET_IN_AZURE & bicep
+    both = {name for name in bicep if _is_covered(name, NOT_SET_IN_AZURE)}
     assert not missing, (
         f"reddytalk/settings.py reads {sorted(missing)}, which Azure does not set: set them "
         "in bicep/modules/function-settings.bicep or media-worker.bicep, or add them to "
         "NOT_SET_IN_AZURE here with the reason"
+    )
+    assert not unprefixed, (
+        f"reddytalk/settings.py reads every name starting with {sorted(unprefixed)}: add the "
+        "prefix to NOT_SET_IN_AZURE here with the reason"
     )
     assert not unknown, f"Bicep sets {sorted(unknown)}, which reddytalk/settings.py never reads"
     assert not stale, f"NOT_SET_IN_AZURE lists {sorted(stale)}, which the code no longer reads"
@@ -124,10 +166,70 @@ def test_the_app_settings_in_bicep_are_exactly_the_settings_the_code_reads() -> 
 
 def test_secret_settings_are_key_vault_references() -> None:
     for name, value in app_settings_in_bicep().items():
+        # A secret's name (REDDYTALK_FHIR_CLIENT_SECRET_NAME) or a token endpoint's address
+        # (REDDYTALK_FHIR_TOKEN_URL) is not a secret.
+        if name.endswith(("_NAME", "_URL")):
+            continue
         if re.search(r"SECRET|CONNECTION_STRING|PASSWORD|_KEY$|TOKEN", name):
             assert isinstance(value, str) and value.startswith("@Microsoft.KeyVault(SecretUri="), (
                 f"{name} must be a Key Vault reference, not {value!r}"
             )
+
+
+def _accessor(owner: Any, member: Any, kind: str = "property_accessor") -> dict[str, Any]:
+    """How pycep-parser spells ``owner.member`` (``owner::member`` for a nested resource)."""
+    return {"operator": {"type": kind, "operands": {"operand_1": owner, "operand_2": member}}}
+
+
+def _output(module: str, name: str) -> dict[str, Any]:
+    """``<module>.outputs.<name>`` in main.bicep."""
+    return _accessor(module, _accessor("outputs", name))
+
+
+def _grants(principal: str) -> set[tuple[str, str]]:
+    """(scope, role) of each role assignment rbac.bicep gives ``principal``, as text."""
+    found = set()
+    for r in resources(MODULES / "rbac.bicep"):
+        properties = r.body["properties"]
+        if r.type == "Microsoft.Authorization/roleAssignments":
+            if properties["principalId"] == principal:
+                role = properties["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
+                found.add((str(r.body["scope"]), str(role)))
+    return found
+
+
+def test_each_app_reaches_the_store_and_the_kek_with_its_own_identity() -> None:
+    modules = parse(MAIN)["modules"]
+    apps = {
+        "functionSettings": (MODULES / "function-settings.bicep", "functions"),
+        "mediaWorker": (MODULES / "media-worker.bicep", "mediaWorker"),
+    }
+    for module, (path, identity) in apps.items():
+        params = body(modules[module]["config"])["params"]
+        assert params["cosmosEndpoint"] == _output("cosmos", "endpoint"), module
+        assert params["cosmosDatabaseName"] == _output("cosmos", "databaseName"), module
+        assert params["kekId"] == _output("keyVault", "kekUri"), module
+        assert params["identityClientId"] == _output("identities", f"{identity}ClientId"), module
+        settings = app_settings_in_bicep(path)
+        assert settings["REDDYTALK_COSMOS_ENDPOINT"] == "cosmosEndpoint", path.name
+        assert settings["REDDYTALK_COSMOS_DATABASE"] == "cosmosDatabaseName", path.name
+        assert settings["REDDYTALK_KEK_ID"] == "kekId", path.name
+        assert settings["REDDYTALK_MANAGED_IDENTITY_CLIENT_ID"] == "identityClientId", path.name
+        # The cloud default (fhir) for the Functions app; the media worker builds no EHR, and
+        # REDDYTALK_EHR=embedded would open a local SQLite one.
+        assert "REDDYTALK_EHR" not in settings, path.name
+
+    # Versionless (keyUri, not keyUriWithVersion): the apps wrap with the current version, so a
+    # rotation needs no new setting.
+    kek_id = parse(MODULES / "keyvault.bicep")["outputs"]["kekUri"]["value"]
+    assert kek_id == _accessor("kek", _accessor("properties", "keyUri"))
+
+    kek = str(_accessor("vault", "kek", kind="nested_resource_accessor"))
+    crypto = str(_accessor("roles", "keyVaultCryptoServiceEncryptionUser"))
+    secrets = str(_accessor("roles", "keyVaultSecretsUser"))
+    assert (kek, crypto) in _grants("functionsPrincipalId")
+    assert ("vault", secrets) in _grants("functionsPrincipalId")  # the EHR client secret
+    assert (kek, crypto) in _grants("mediaWorkerPrincipalId")
 
 
 def test_the_cloud_profile_is_what_azure_runs() -> None:

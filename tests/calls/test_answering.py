@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -105,7 +107,9 @@ def test_a_call_to_a_clinic_number_is_followed_then_answered_with_media(
         "operation_context": "answer:corr-1",
     }
     trail = asyncio.run(store.audit_trail("corr-1"))
-    assert [e.action for e in trail] == ["call.answered"]
+    assert [(e.action, e.resource) for e in trail] == [
+        ("call.answered", "call"), ("create", "CallNumber/caller")
+    ]  # fmt: skip
 
 
 def test_an_unknown_number_is_rejected_and_nothing_is_followed(store: SqliteStore) -> None:
@@ -163,3 +167,59 @@ def test_with_tokens_the_media_url_carries_the_calls_tools_token(store: SqliteSt
     url = urllib.parse.urlsplit(request["media_url"])
     [token] = urllib.parse.parse_qs(url.query)["token"]
     assert tokens.verify(f"Bearer {token}") == CallGrant("corr-1", DEMO_CLINIC_ID)
+
+
+# -- the caller's number, kept for a text confirmation --------------------------
+
+
+def _number(store: SqliteStore, call_id: str = "corr-1") -> str | None:
+    return asyncio.run(store.get_call_number(call_id, DEMO_CLINIC_ID, party="caller"))
+
+
+def test_the_callers_number_is_kept_for_the_call_once_answered(store: SqliteStore) -> None:
+    assert isinstance(_answer(store, RecordingCallControl(), _call(), []), Answered)
+    assert _number(store) == "+15555550123"
+    assert asyncio.run(store.get_call_number("corr-2", DEMO_CLINIC_ID, party="caller")) is None
+
+
+def test_no_number_is_kept_for_a_rejected_call_or_a_caller_without_one(
+    store: SqliteStore,
+) -> None:
+    _answer(store, RecordingCallControl(), _call(to_number="+15559999999"), [])
+    assert _number(store) is None
+    anonymous = dataclasses.replace(_call(call_id="corr-2"), from_number=None)
+    assert isinstance(_answer(store, RecordingCallControl(), anonymous, []), Answered)
+    assert _number(store, "corr-2") is None
+
+
+def test_no_number_is_kept_when_the_answer_fails(store: SqliteStore) -> None:
+    failing = RecordingCallControl(fail_with=ProviderError("ACS busy", retryable=True))
+    with pytest.raises(ProviderError):
+        _answer(store, failing, _call(), [])
+    assert _number(store) is None
+
+
+class _NumbersDown:
+    """The store, with the table of calls' numbers unreachable."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def save_call_number(self, *args: Any, **kwargs: Any) -> None:
+        raise ProviderError("store unavailable", retryable=True)
+
+
+def test_a_number_that_cannot_be_kept_does_not_fail_the_answered_call(
+    store: SqliteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    control = RecordingCallControl()
+    with caplog.at_level(logging.WARNING):
+        result = _answer(_NumbersDown(store), control, _call(), [])  # type: ignore[arg-type]
+    assert isinstance(result, Answered)
+    assert [name for name, _ in control.requests] == ["answer"]
+    assert _number(store) is None
+    assert "caller's number was not kept" in caplog.text
+    assert "5555550123" not in caplog.text

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,12 +17,13 @@ import pytest
 
 from reddytalk.calls.back_office import MAX_SLOT_SEARCH, ClinicRecords, LocalBackOffice
 from reddytalk.composition import open_embedded_records
-from reddytalk.errors import BookingRefused, SchedulingError
+from reddytalk.errors import BookingRefused, ProviderError, SchedulingError
 from reddytalk.phi.cipher import PhiCipher
 from reddytalk.ports import CallRecord, Message
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.providers.ehr.embedded_patients import SealedPatients
-from reddytalk.providers.seed import DEMO_CLINIC_ID, seed_demo
+from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, seed_demo
+from reddytalk.providers.sms.outbox import OutboxSmsSender
 from reddytalk.providers.store.sqlite import SqliteStore
 from reddytalk.providers.store.sqlite_db import SqliteDb
 from reddytalk.scheduling.model import Patient, Slot
@@ -58,7 +60,10 @@ class Env:
             pass
 
         runner = InlineRunner(deps=self.deps(), sleep=no_wait)
-        return LocalBackOffice(ehr=self.ehr, store=self.store, runner=runner, clock=lambda: NOW)
+        return LocalBackOffice(
+            ehr=self.ehr, store=self.store, runner=runner, clock=lambda: NOW,
+            sms=OutboxSmsSender(store=self.store, clock=lambda: NOW),
+        )  # fmt: skip
 
     def audit(self, call_id: str = CALL_ID) -> list[tuple[str, str, dict[str, str]]]:
         trail = asyncio.run(self.store.audit_trail(call_id))
@@ -556,3 +561,191 @@ def test_finishing_a_call_twice_audits_its_end_once(env: Env) -> None:
     _finish(env, "completed")
 
     assert env.audit() == [("call.ended", "call", {"outcome": "completed"})]
+
+
+# --- text confirmations ---------------------------------------------------------------------
+
+CALLER_NUMBER = "+15555550123"
+MARIA = {"given_name": "Maria", "family_name": "Garcia", "birth_date": dt.date(1985, 4, 2)}
+
+
+class _Sender:
+    """An SmsSender double: records what it is asked to send, or fails as told."""
+
+    def __init__(self, fail_with: ProviderError | None = None) -> None:
+        self.sent: list[tuple[str, str, dict[str, str]]] = []
+        self.fail_with = fail_with
+
+    async def send(self, to_number: str, text: str, **kwargs: str) -> str:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.sent.append((to_number, text, kwargs))
+        return f"msg-{len(self.sent)}"
+
+
+def _keep_caller_number(env: Env, number: str = CALLER_NUMBER) -> None:
+    # what incoming_call does when it answers
+    save = env.store.save_call_number(CALL_ID, DEMO_CLINIC_ID, party="caller", number=number)
+    asyncio.run(save)
+
+
+def _book(env: Env, office: Any, person: dict[str, Any] = ROBERT) -> tuple[str, dict[str, Any]]:
+    """Identify ``person`` in the call and book them a slot; the instance id and data."""
+    slot = env.bookable_slot()
+
+    async def scenario() -> tuple[str, dict[str, Any]]:
+        patient = await office.find_patient(**person)
+        assert patient is not None
+        name = instance_id(BOOK_APPOINTMENT, CALL_ID, slot.slot_id)
+        data = _booking(slot, patient.patient_id)
+        assert (await office.run(BOOK_APPOINTMENT, instance_id=name, data=data))["status"] == (
+            "booked"
+        )
+        return name, data
+
+    return asyncio.run(scenario())
+
+
+def _outbox(env: Env) -> list[Any]:
+    return asyncio.run(env.store.list_outbox(DEMO_CLINIC_ID))
+
+
+def test_an_identified_patients_phone_is_kept_for_the_call_and_audited(env: Env) -> None:
+    maria = asyncio.run(env.ehr.add_patient(clinic_id=DEMO_CLINIC_ID, phone="(555) 010-0177",
+                                            **MARIA))  # fmt: skip
+    records = env.records()
+
+    assert asyncio.run(records.find_patient(**MARIA)) == maria
+    assert asyncio.run(records.find_patient(**ROBERT)) is not None  # no phone in the EHR
+
+    party = f"patient:{maria.patient_id}"
+    stored = env.store.get_call_number(CALL_ID, DEMO_CLINIC_ID, party=party)
+    assert asyncio.run(stored) == "+15550100177"
+    assert ("create", f"CallNumber/{party}", {}) in env.audit()
+    assert [a for a, r, _ in env.audit() if r.startswith("CallNumber/")] == ["create"]
+
+
+def test_a_phone_no_text_can_reach_is_not_kept(env: Env) -> None:
+    maria = asyncio.run(env.ehr.add_patient(clinic_id=DEMO_CLINIC_ID, phone="ext. 42", **MARIA))
+    asyncio.run(env.records().register_patient(**MARIA))  # an existing patient, found
+    party = f"patient:{maria.patient_id}"
+    assert asyncio.run(env.store.get_call_number(CALL_ID, DEMO_CLINIC_ID, party=party)) is None
+
+
+def test_a_confirmation_goes_to_the_callers_number_once(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    _keep_caller_number(env)
+    office = env.back_office().for_call(call_id=CALL_ID, clinic_id=DEMO_CLINIC_ID, call_token=None)
+    name, data = _book(env, office)
+
+    with caplog.at_level(logging.DEBUG):
+        first = asyncio.run(office.send_confirmation(BOOK_APPOINTMENT, instance_id=name, data=data))
+        again = asyncio.run(office.send_confirmation(BOOK_APPOINTMENT, instance_id=name, data=data))
+
+    assert (first, again) == (True, False)
+    [booked] = asyncio.run(env.ehr.upcoming_appointments(patient_id=data["patient_id"], after=NOW))
+    [text] = _outbox(env)
+    assert text.to_number == CALLER_NUMBER
+    assert text.text.startswith("Reddy Family Clinic: your appointment with Doctor")
+    key = f"sms-confirmation:{CALL_ID}:{BOOK_APPOINTMENT}:{booked.appointment_id}"
+    assert text.message_id == key
+    sends = [(r, d) for a, r, d in env.audit() if a == "send"]
+    details = {"appointment": f"Appointment/{booked.appointment_id}", "change": "booked",
+               "number": "caller_number"}  # fmt: skip
+    assert sends == [(f"Sms/{key}", details)]
+    assert "5555550123" not in caplog.text
+    assert "Reddy Family Clinic: your" not in caplog.text
+
+
+def test_the_ehr_phone_wins_over_the_callers_number(env: Env) -> None:
+    asyncio.run(env.ehr.add_patient(clinic_id=DEMO_CLINIC_ID, phone="+1 555 010 0177", **MARIA))
+    _keep_caller_number(env)
+    office = env.back_office().for_call(call_id=CALL_ID, clinic_id=DEMO_CLINIC_ID, call_token=None)
+    name, data = _book(env, office, MARIA)
+
+    assert asyncio.run(office.send_confirmation(BOOK_APPOINTMENT, instance_id=name, data=data))
+
+    [text] = _outbox(env)
+    assert text.to_number == "+15550100177"
+    assert [d["number"] for a, _, d in env.audit() if a == "send"] == ["patient_phone"]
+
+
+def test_only_a_change_this_call_made_for_its_patient_is_texted(env: Env) -> None:
+    _keep_caller_number(env)
+    back_office = env.back_office()
+    office = back_office.for_call(call_id=CALL_ID, clinic_id=DEMO_CLINIC_ID, call_token=None)
+    name, data = _book(env, office)
+    other = back_office.for_call(call_id="c2", clinic_id=DEMO_CLINIC_ID, call_token=None)
+    linda = asyncio.run(office.find_patient(**LINDA))
+    assert linda is not None
+
+    cases = [
+        (office, CANCEL_APPOINTMENT, name, data),  # not that write
+        (office, BOOK_APPOINTMENT, "c1:book_appointment:other-slot", data),  # never ran
+        (office, BOOK_APPOINTMENT, name, {**data, "patient_id": linda.patient_id}),
+        (other, BOOK_APPOINTMENT, name, data),  # another call's office
+    ]
+    for office_, workflow, instance, request in cases:
+        with pytest.raises(BookingRefused):
+            asyncio.run(office_.send_confirmation(workflow, instance_id=instance, data=request))
+    assert _outbox(env) == []
+
+
+def _records_and_appointment(env: Env) -> tuple[ClinicRecords, Any]:
+    office = env.back_office().for_call(call_id=CALL_ID, clinic_id=DEMO_CLINIC_ID, call_token=None)
+    _, data = _book(env, office)
+    [appointment] = asyncio.run(
+        env.ehr.upcoming_appointments(patient_id=data["patient_id"], after=NOW)
+    )
+    return env.records(), appointment
+
+
+def test_a_retryable_failure_gives_the_claim_back(env: Env) -> None:
+    _keep_caller_number(env)
+    records, appointment = _records_and_appointment(env)
+    down = _Sender(fail_with=ProviderError("SMS busy", retryable=True))
+
+    with pytest.raises(ProviderError):
+        asyncio.run(records.send_confirmation(
+            workflow=BOOK_APPOINTMENT, appointment=appointment, sms=down))  # fmt: skip
+    up = _Sender()
+    assert asyncio.run(records.send_confirmation(
+        workflow=BOOK_APPOINTMENT, appointment=appointment, sms=up))  # fmt: skip
+
+    [(to_number, text, kwargs)] = up.sent
+    assert to_number == CALLER_NUMBER and "is booked." in text
+    assert kwargs["from_number"] == DEMO_PHONE_NUMBER
+    assert [(a, d) for a, _, d in env.audit() if a.startswith("send")] == [
+        ("send_failed", {"number": "caller_number", "retryable": "True"}),
+        ("send", {"appointment": f"Appointment/{appointment.appointment_id}",
+                  "change": "booked", "number": "caller_number"}),
+    ]  # fmt: skip
+
+
+def test_a_number_that_cannot_take_a_text_is_not_tried_again(env: Env) -> None:
+    _keep_caller_number(env)
+    records, appointment = _records_and_appointment(env)
+    refused = _Sender(fail_with=ProviderError("ACS SMS refused the recipient", retryable=False))
+
+    with pytest.raises(ProviderError):
+        asyncio.run(records.send_confirmation(
+            workflow=BOOK_APPOINTMENT, appointment=appointment, sms=refused))  # fmt: skip
+    again = _Sender()
+    assert not asyncio.run(records.send_confirmation(
+        workflow=BOOK_APPOINTMENT, appointment=appointment, sms=again))  # fmt: skip
+    assert again.sent == []
+
+
+def test_without_a_number_nothing_is_sent_and_nothing_is_claimed(env: Env) -> None:
+    records, appointment = _records_and_appointment(env)
+    sender = _Sender()
+
+    with pytest.raises(SchedulingError, match="don't have a number"):
+        asyncio.run(records.send_confirmation(
+            workflow=BOOK_APPOINTMENT, appointment=appointment, sms=sender))  # fmt: skip
+    _keep_caller_number(env)
+    assert asyncio.run(records.send_confirmation(
+        workflow=BOOK_APPOINTMENT, appointment=appointment, sms=sender))  # fmt: skip
+    assert len(sender.sent) == 1
+    assert [a for a, _, _ in env.audit() if a.startswith("send")] == ["send"]

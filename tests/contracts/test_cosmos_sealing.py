@@ -31,9 +31,14 @@ from store_fixtures import (  # the fixtures are found by pytest in this module'
 
 from reddytalk.errors import ProviderError
 from reddytalk.phi import LocalKeyFile, PhiCipher
-from reddytalk.ports import AuditEvent, CallRecord, Message
+from reddytalk.ports import AuditEvent, CallRecord, Message, OutboxMessage
 from reddytalk.providers.seed import DEMO_CLINIC_ID, demo_clinic
 from reddytalk.providers.store.cosmos import CosmosStore
+from reddytalk.providers.store.sqlite import (
+    CALL_NUMBER_FIELD,
+    OUTBOX_NUMBER_FIELD,
+    OUTBOX_TEXT_FIELD,
+)
 
 SEALED = re.compile(r"v1\.[1-9][0-9]*\.[A-Za-z0-9_-]+")
 AT = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
@@ -62,8 +67,22 @@ MESSAGE = Message(
     "Call me back at 555 555 0123 about the insulin refill.",
     "Grace Hopper",
 )
+CALLER = "+15555550123"
+PATIENT_PHONE = "+15550100177"
+TEXT = OutboxMessage(
+    "sms-confirmation:call-1:book:a1",
+    DEMO_CLINIC_ID,
+    "call-1",
+    AT,
+    PATIENT_PHONE,
+    "Reddy Family Clinic: Grace, your appointment on Tue, Dec 1 is booked.",
+)
 PHI = {
     *(line for _, line in TRANSCRIPT),
+    CALLER,
+    CALLER[2:],  # the digits, however the document might spell them
+    PATIENT_PHONE[2:],
+    "Tue, Dec 1",
     "Grace",
     "Hopper",
     "insulin",
@@ -116,30 +135,66 @@ def test_stored_phi_is_sealed_in_the_documents_and_opened_by_the_store(
             await store.save_call(RECORD)
             await store.save_message(MESSAGE)
             await store.record_audit(audit)
+            await store.save_call_number("call-1", DEMO_CLINIC_ID, party="caller", number=CALLER)
+            await store.add_to_outbox(TEXT)
         # Another process (fresh caches, the keys from the account) reads it all back.
         async with _cosmos(cosmos_server, database, LocalKeyFile(tmp_path / "keys")) as (store, _):
             return (
                 await store.get_call("call-1"),
                 await store.list_messages(DEMO_CLINIC_ID),
                 await store.audit_trail("call-1"),
+                await store.get_call_number("call-1", DEMO_CLINIC_ID, party="caller"),
+                await store.list_outbox(DEMO_CLINIC_ID),
             )
 
-    stored, messages, trail = asyncio.run(write_and_read())
+    stored, messages, trail, number, outbox = asyncio.run(write_and_read())
     documents = asyncio.run(_every_document(cosmos_server, database))
 
     assert (stored, messages, trail) == (RECORD, [MESSAGE], [audit])
+    assert (number, outbox) == (CALLER, [TEXT])
     raw = json.dumps(documents, ensure_ascii=False)
     leaks = [s for s in sorted(PHI) for form in (s, s.lower(), s.upper()) if form in raw]
     assert not leaks, f"plaintext PHI in the documents: {leaks}"
     [call] = documents["calls"]
     [message] = documents["messages"]
-    for value in (call["transcript"], call["tool_calls"], message["text"], message["caller_name"]):
+    [call_number] = documents["call_numbers"]
+    [text] = documents["outbox"]
+    sealed = (call["transcript"], call["tool_calls"], message["text"], message["caller_name"])
+    for value in (*sealed, call_number["number"], text["to_number"], text["text"]):
         assert SEALED.fullmatch(value), value
     # What stays readable: ids, times, outcomes, timings; the clinic's wrapped data key.
     assert call["outcome"] == "message_taken" and call["turn_timings"] == [
         {"turn": 1, "caller_speech_end_ms": 1200.5}
     ]
     assert [(k["clinic_id"], k["version"]) for k in documents["data_keys"]] == [(DEMO_CLINIC_ID, 1)]
+
+
+def test_a_number_and_a_text_seal_as_the_sqlite_store_seals_them(
+    cosmos_server: CosmosServer, tmp_path: Path
+) -> None:
+    # The same cipher field names and record ids as SqliteStore, so a token of either
+    # store opens as the other's: SQLite's fields, with its record ids (``<call
+    # id>/<party>`` for a call's number, the message id for the outbox), open them.
+    database = f"same-{uuid.uuid4().hex[:12]}"
+    party = "patient:pat/1"
+
+    async def scenario() -> list[str]:
+        kek = LocalKeyFile(tmp_path / "keys")
+        async with _cosmos(cosmos_server, database, kek) as (store, cipher):
+            await store.save_call_number("call-1", DEMO_CLINIC_ID, party=party, number=CALLER)
+            await store.add_to_outbox(TEXT)
+            documents = await _every_document(cosmos_server, database)
+            [call_number], [text] = documents["call_numbers"], documents["outbox"]
+            return [
+                await cipher.open(DEMO_CLINIC_ID, field, token, record_id=record_id)
+                for field, token, record_id in (
+                    (CALL_NUMBER_FIELD, call_number["number"], f"call-1/{party}"),
+                    (OUTBOX_NUMBER_FIELD, text["to_number"], TEXT.message_id),
+                    (OUTBOX_TEXT_FIELD, text["text"], TEXT.message_id),
+                )
+            ]
+
+    assert asyncio.run(scenario()) == [CALLER, PATIENT_PHONE, TEXT.text]
 
 
 def test_a_sealed_value_moved_to_another_record_or_field_does_not_open(

@@ -35,12 +35,13 @@ from store_fixtures import (  # the fixtures are found by pytest in this module'
 
 from reddytalk.errors import ProviderError
 from reddytalk.phi import LocalKeyFile, MemoryDataKeys, PhiCipher
-from reddytalk.ports import AuditEvent, CallRecord, Message
+from reddytalk.ports import AuditEvent, CallRecord, Message, OutboxMessage
 from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic
 from reddytalk.providers.store.cosmos import CONTAINERS, ContainerSpec, CosmosStore
 
 CHICAGO = ZoneInfo("America/Chicago")
 OTHER_NUMBER = "+15550100300"
+CALLER = "+15555550123"
 
 
 def _call(call_id: str = "call-1", *, outcome: str = "booked") -> CallRecord:
@@ -240,6 +241,22 @@ def test_the_audit_trail_is_in_append_order(store_backend: StoreBackend) -> None
     run_with_store(store_backend, scenario)
 
 
+def _outbox_message(
+    message_id: str = "sms-confirmation:call-1:book:a1",
+    *,
+    clinic_id: str = DEMO_CLINIC_ID,
+    minute: int = 4,
+) -> OutboxMessage:
+    return OutboxMessage(
+        message_id=message_id,
+        clinic_id=clinic_id,
+        call_id="call-1",
+        created_at=dt.datetime(2026, 3, 2, 9, minute, tzinfo=CHICAGO),
+        to_number=CALLER,
+        text="Reddy Family Clinic: your appointment with Doctor Patel on Tue, Mar 3 is booked.",
+    )
+
+
 # -- messages ---------------------------------------------------------------------------
 
 
@@ -268,6 +285,102 @@ def test_messages_are_listed_per_clinic_oldest_first(store_backend: StoreBackend
         assert await store.list_messages(DEMO_CLINIC_ID) == [early, tie_a, tie_b, late]
         assert await store.list_messages("other-clinic") == [elsewhere]
         assert await store.list_messages("no-such-clinic") == []
+
+    run_with_store(store_backend, scenario)
+
+
+# -- a call's numbers and the outbox ---------------------------------------------------
+
+
+def test_a_calls_numbers_are_kept_per_party_and_read_by_its_clinic_only(
+    store_backend: StoreBackend,
+) -> None:
+    odd_party = "patient:a/b c+?#"  # any text: patient ids come from the EHR
+
+    async def scenario(store: ContractStore) -> None:
+        save = store.save_call_number
+        await save("call-1", DEMO_CLINIC_ID, party="caller", number=CALLER)
+        await save("call-1", DEMO_CLINIC_ID, party="patient:p1", number="+15550100177")
+        await save("call-1", DEMO_CLINIC_ID, party=odd_party, number="+15550100188")
+        await save("call-1", DEMO_CLINIC_ID, party="caller", number="+15555550199")  # replaces
+
+        async with store_backend.open() as other:  # another process reads them
+            get = other.get_call_number
+            assert await get("call-1", DEMO_CLINIC_ID, party="caller") == "+15555550199"
+            assert await get("call-1", DEMO_CLINIC_ID, party="patient:p1") == "+15550100177"
+            assert await get("call-1", DEMO_CLINIC_ID, party=odd_party) == "+15550100188"
+            assert await get("call-1", DEMO_CLINIC_ID, party="patient:p2") is None
+            assert await get("call-2", DEMO_CLINIC_ID, party="caller") is None
+            assert await get("call-1", "other-clinic", party="caller") is None
+
+    run_with_store(store_backend, scenario)
+
+
+@pytest.mark.parametrize("number", ["5555550123", "+0555", "+1 555 555 0123", ""])
+def test_a_call_number_that_is_not_e164_is_refused(
+    store_backend: StoreBackend, number: str
+) -> None:
+    async def scenario(store: ContractStore) -> None:
+        with pytest.raises(ValueError, match="E.164") as refused:
+            await store.save_call_number("call-1", DEMO_CLINIC_ID, party="caller", number=number)
+        assert not number or number not in str(refused.value)
+        assert await store.get_call_number("call-1", DEMO_CLINIC_ID, party="caller") is None
+
+    run_with_store(store_backend, scenario)
+
+
+def test_the_outbox_keeps_a_message_once_and_lists_per_clinic_oldest_first(
+    store_backend: StoreBackend,
+) -> None:
+    first = _outbox_message()
+    later = _outbox_message("sms-2", minute=5)
+    tie_b = _outbox_message("sms-tie-b", minute=3)
+    # The same instant as tie_b, written in another zone whose local clock reads later.
+    tie_a = replace(
+        _outbox_message("sms-tie-a", minute=3),
+        created_at=tie_b.created_at.astimezone(ZoneInfo("Asia/Tokyo")),
+    )
+    elsewhere = _outbox_message("sms-3", clinic_id="other-clinic")
+
+    async def scenario(store: ContractStore) -> None:
+        for message in (later, first, tie_b, elsewhere, tie_a):
+            assert await store.add_to_outbox(message) is True
+        changed = replace(first, text="changed", to_number=OTHER_NUMBER, status="sent")
+        assert await store.add_to_outbox(changed) is False
+
+        listed = await store.list_outbox(DEMO_CLINIC_ID)
+        assert listed == [tie_a, tie_b, first, later]  # the repeat changed nothing
+        assert listed[0].created_at.utcoffset() == dt.timedelta(0)
+        assert {m.status for m in listed} == {"queued"}
+        assert await store.list_outbox("other-clinic") == [elsewhere]
+        assert await store.list_outbox("no-such-clinic") == []
+        assert CALLER not in repr(listed)  # PHI stays out of reprs
+
+    run_with_store(store_backend, scenario)
+
+
+def test_an_outbox_message_with_a_naive_time_is_refused(store_backend: StoreBackend) -> None:
+    async def scenario(store: ContractStore) -> None:
+        naive = replace(_outbox_message(), created_at=dt.datetime(2026, 3, 2, 9, 4))
+        with pytest.raises(ValueError, match="aware"):
+            await store.add_to_outbox(naive)
+        assert await store.list_outbox(DEMO_CLINIC_ID) == []
+
+    run_with_store(store_backend, scenario)
+
+
+def test_racing_adds_of_one_outbox_message_keep_exactly_one(store_backend: StoreBackend) -> None:
+    texts = [replace(_outbox_message(), text=f"Text {n}.") for n in range(8)]
+
+    async def scenario(store: ContractStore) -> None:
+        async with store_backend.open() as other:
+            stores = [store, other] * 4
+            kept = await asyncio.gather(
+                *(s.add_to_outbox(m) for s, m in zip(stores, texts, strict=True))
+            )
+
+        assert sum(kept) == 1
+        assert await store.list_outbox(DEMO_CLINIC_ID) == [texts[kept.index(True)]]
 
     run_with_store(store_backend, scenario)
 
@@ -334,6 +447,7 @@ def test_cosmos_containers_are_made_as_declared(
     made = asyncio.run(scenario())
     assert made == dict(CONTAINERS)
     assert made["data_keys"] == ContainerSpec("/clinic_id", None)  # a key never expires
+    assert made["call_numbers"] == ContainerSpec("/call_id", 86_400)  # PHI kept a day
 
 
 def test_an_unreachable_cosmos_account_is_a_retryable_provider_error(tmp_path: Path) -> None:
@@ -385,5 +499,11 @@ def test_a_create_whose_response_was_lost_still_counts_as_done(
             lose_next_create("calls")
             assert await store.save_call(_call(), replace=False) is True
             assert await store.get_call("call-1") == _call()
+            lose_next_create("call_numbers")  # an upsert: sent again, it lands the same
+            await store.save_call_number("call-1", DEMO_CLINIC_ID, party="caller", number=CALLER)
+            assert await store.get_call_number("call-1", DEMO_CLINIC_ID, party="caller") == CALLER
+            lose_next_create("outbox")
+            assert await store.add_to_outbox(_outbox_message()) is True
+            assert await store.list_outbox(DEMO_CLINIC_ID) == [_outbox_message()]
 
     asyncio.run(scenario())

@@ -21,9 +21,10 @@ from reddytalk.dialogue.spoken import say_time
 from reddytalk.dialogue.tools import ReceptionistTools
 from reddytalk.errors import BookingRefused, ProviderError
 from reddytalk.frames import EndCall, PolicyOutput, Say, ToolCall, Transcript, TransferToStaff
-from reddytalk.ports import CallOffice, Message
+from reddytalk.ports import CallOffice, Message, OutboxMessage, SmsSender
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
-from reddytalk.providers.seed import DEMO_CLINIC_ID, demo_clinic, seed_demo
+from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic, seed_demo
+from reddytalk.providers.sms.outbox import OutboxSmsSender
 from reddytalk.providers.store.sqlite import SqliteStore
 from reddytalk.scheduling.model import Appointment, Patient
 from reddytalk.settings import Settings
@@ -32,6 +33,7 @@ from reddytalk.workflows.booking import WRITE_APPOINTMENT
 from reddytalk.workflows.runner import InlineRunner
 
 NOW = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)  # Wednesday, 9 A M in Chicago
+CALLER_NUMBER = "+15555550123"
 
 
 @dataclass
@@ -63,16 +65,28 @@ class Call:
     def messages(self) -> list[Message]:
         return asyncio.run(self.store.list_messages(DEMO_CLINIC_ID))
 
+    def outbox(self) -> list[OutboxMessage]:
+        return asyncio.run(self.store.list_outbox(DEMO_CLINIC_ID))
+
 
 @contextlib.contextmanager
 def _call(
     tmp_path: Path,
     activities: dict[str, Activity] | None = None,
     office: Callable[[CallOffice], CallOffice] = lambda office: office,
+    sms: Callable[[SqliteStore], SmsSender] = lambda store: OutboxSmsSender(
+        store=store, clock=lambda: NOW
+    ),
+    caller_number: str | None = CALLER_NUMBER,
 ) -> Iterator[Call]:
     with open_embedded_records(Settings(data_dir=tmp_path), now=lambda: NOW) as records:
         store, ehr = records.store, records.ehr
         asyncio.run(seed_demo(store, ehr, today=NOW.date()))
+        if caller_number is not None:  # as incoming_call keeps it when it answers
+            save = store.save_call_number(
+                "c1", DEMO_CLINIC_ID, party="caller", number=caller_number
+            )
+            asyncio.run(save)
 
         async def no_wait(seconds: float) -> None:
             pass
@@ -82,7 +96,9 @@ def _call(
             activities={**ACTIVITIES, **(activities or {})},
             sleep=no_wait,
         )
-        back_office = LocalBackOffice(ehr=ehr, store=store, runner=runner, clock=lambda: NOW)
+        back_office = LocalBackOffice(
+            ehr=ehr, store=store, runner=runner, clock=lambda: NOW, sms=sms(store)
+        )
         call_office = back_office.for_call(call_id="c1", clinic_id=DEMO_CLINIC_ID, call_token=None)
         tools = ReceptionistTools(
             clinic=demo_clinic(),
@@ -124,7 +140,7 @@ def test_booking_as_an_existing_patient(call: Call) -> None:
     assert robert is not None
     assert call.upcoming(robert) == []
 
-    turns = call.script(*BOOK_UNTIL_CONFIRM, "yes please", "no thank you")
+    turns = call.script(*BOOK_UNTIL_CONFIRM, "yes please", "no thanks", "no thank you")
     verified = _tools(turns[2])
     assert [(c.name, c.result) for c in verified] == [("verify_identity", {"verified": True})]
     find = _tools(turns[4])
@@ -159,6 +175,9 @@ def test_booking_as_an_existing_patient(call: Call) -> None:
     assert spoken_time in _says(turns[4])
     assert "I booked a check-up with" in _says(turns[6])
     assert spoken_time in _says(turns[6])
+    # ... and, in the same turn, the question about a text
+    assert _says(turns[6]).endswith("Would you like a text message confirmation?")
+    assert call.outbox() == []  # the caller said no
 
     assert turns[-1][-1] == EndCall()
     assert call.policy.state is grammar.DialogueState.ENDED
@@ -217,6 +236,7 @@ def test_cancel_an_appointment(call: Call) -> None:
     assert [c.name for c in _tools(turns[3])] == ["cancel"]
     assert _tools(turns[3])[0].arguments == {"appointment_id": visit.appointment_id}
     assert "is cancelled" in _says(turns[3])
+    assert _says(turns[3]).endswith("Would you like a text message confirmation?")
     assert call.upcoming(linda) == []
     cancelled = asyncio.run(call.ehr.get_appointment(visit.appointment_id))
     assert cancelled is not None
@@ -380,7 +400,7 @@ def test_the_message_is_dictated_and_the_name_heard_with_a_grammar(call: Call) -
 
 
 def test_a_verified_caller_is_not_asked_their_name_again(call: Call) -> None:
-    call.script(*BOOK_UNTIL_CONFIRM, "yes please")
+    call.script(*BOOK_UNTIL_CONFIRM, "yes please", "no thanks")
     robert = call.patient(*ROBERT)
     assert robert is not None
     request, message = call.script("i have a message for the doctor", "my knee still hurts")
@@ -440,3 +460,204 @@ def test_an_emergency_said_as_the_message_is_an_emergency(call: Call) -> None:
     assert answer[-1] == TransferToStaff(reason="emergency")
     assert call.tools.outcome == "transferred:emergency_medical"
     assert call.messages() == []
+
+
+# -- a text confirmation, asked for after the change ----------------------------
+
+TEXT_QUESTION = "Would you like a text message confirmation?"
+CANCEL_LINDAS = (
+    "i want to cancel my appointment",
+    "linda wilson",
+    "july fourth nineteen seventy five",
+)
+MOVE_LINDAS = (
+    "i need to reschedule my appointment",
+    "linda wilson",
+    "july fourth nineteen seventy five",
+    "next tuesday morning",
+    "the first one",
+)
+
+
+def _local_when(appointment: Appointment) -> str:
+    """How the text gives the appointment's time: the clinic's zone, its abbreviation."""
+    local = appointment.start.astimezone(demo_clinic().tz)
+    clock = f"{local.hour % 12 or 12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
+    return f"{local:%a, %b} {local.day} at {clock} {local.tzname()}"
+
+
+def test_a_yes_texts_one_confirmation_in_clinic_time_without_name_or_reason(call: Call) -> None:
+    turns = call.script(*BOOK_UNTIL_CONFIRM, "yes please", "yes please", "no thank you")
+    robert = call.patient(*ROBERT)
+    assert robert is not None
+    [appointment] = call.upcoming(robert)
+
+    answer = turns[7]
+    assert _says(answer) == "Okay, I'm sending it now. Is there anything else I can help you with?"
+    [sent] = _tools(answer)
+    assert (sent.name, sent.arguments, sent.result) == (
+        "send_confirmation", {"appointment_id": appointment.appointment_id}, {"status": "sent"}
+    )  # fmt: skip
+    [text] = call.outbox()
+    assert (text.to_number, text.call_id, text.created_at) == (CALLER_NUMBER, "c1", NOW)
+    provider = demo_clinic().provider(appointment.provider_id).display_name
+    assert text.text == (
+        f"Reddy Family Clinic: your appointment with {provider} on {_local_when(appointment)}"
+        " is booked."
+    )
+    assert " CST " in text.text  # the clinic's time, said as such
+    for private in ("Robert", "Taylor", "check", "Check"):  # no name, no visit reason
+        assert private not in text.text
+    trail = asyncio.run(call.store.audit_trail("c1"))
+    assert [(e.action, e.details) for e in trail if e.action == "send"] == [
+        ("send", {"appointment": f"Appointment/{appointment.appointment_id}",
+                  "change": "booked", "number": "caller_number"}),
+    ]  # fmt: skip
+    assert turns[-1][-1] == EndCall()
+
+
+@pytest.mark.parametrize("answer", ["no", "no thanks", "no thank you"])
+def test_a_no_texts_nothing(call: Call, answer: str) -> None:
+    *_, said_no = call.script(*BOOK_UNTIL_CONFIRM, "yes please", answer)
+    assert _says(said_no) == "All right, no text. Is there anything else I can help you with?"
+    assert _tools(said_no) == []
+    assert call.outbox() == []
+    assert call.policy.state is grammar.DialogueState.ANYTHING_ELSE
+
+
+def test_an_unclear_answer_texts_nothing_and_asks_again(call: Call) -> None:
+    *_, unclear = call.script(*BOOK_UNTIL_CONFIRM, "yes please", "banana")
+    assert _says(unclear) == f"I'm sorry, I didn't catch that. {TEXT_QUESTION}"
+    assert call.policy.state is grammar.DialogueState.OFFER_TEXT
+    assert call.outbox() == []
+    # Another request is not a yes either; twice not understood offers staff, as anywhere.
+    again = call.say("i'd like to leave a message")
+    assert "connect you with our staff" in _says(again)
+    assert call.outbox() == []
+    assert call.tools.outcome == "booked"
+
+
+def test_a_goodbye_to_the_question_ends_the_call_without_a_text(call: Call) -> None:
+    *_, goodbye = call.script(*BOOK_UNTIL_CONFIRM, "yes please", "goodbye")
+    assert goodbye[-1] == EndCall()
+    assert call.outbox() == []
+
+
+def test_an_emergency_at_the_question_goes_first(call: Call) -> None:
+    *_, emergency = call.script(*BOOK_UNTIL_CONFIRM, "yes please", "i have chest pain")
+    assert emergency[-1] == TransferToStaff(reason="emergency")
+    assert call.outbox() == []
+
+
+def test_a_cancel_is_texted_after_a_yes(call: Call) -> None:
+    linda = call.patient(*LINDA)
+    assert linda is not None
+    [visit] = call.upcoming(linda)
+    *_, cancelled, texted = call.script(*CANCEL_LINDAS, "yes", "yes")
+    assert _says(cancelled).endswith(TEXT_QUESTION)
+    assert [c.name for c in _tools(texted)] == ["send_confirmation"]
+    [text] = call.outbox()
+    assert text.text.endswith(f"on {_local_when(visit)} is cancelled.")
+    assert "Linda" not in text.text and "Wilson" not in text.text
+
+
+def test_a_move_is_texted_with_the_new_time(call: Call) -> None:
+    linda = call.patient(*LINDA)
+    assert linda is not None
+    *_, read_back, moved, texted = call.script(*MOVE_LINDAS, "yes", "yeah")
+    assert "Shall I move your appointment?" in _says(read_back)
+    assert _says(moved).endswith(TEXT_QUESTION)
+    [new] = call.upcoming(linda)
+    [text] = call.outbox()
+    provider = demo_clinic().provider(new.provider_id).display_name
+    assert text.text == (
+        f"Reddy Family Clinic: your appointment is moved to {_local_when(new)} with {provider}."
+    )
+    assert [c.name for c in _tools(texted)] == ["send_confirmation"]
+
+
+def test_the_text_goes_to_the_patients_phone_in_the_ehr(tmp_path: Path) -> None:
+    with _call(tmp_path) as call:
+        asyncio.run(
+            call.ehr.add_patient(
+                clinic_id=DEMO_CLINIC_ID, given_name="Maria", family_name="Garcia",
+                birth_date=dt.date(1985, 4, 2), phone="(555) 010-0177",
+            )
+        )  # fmt: skip
+        call.script(
+            "i would like to book an appointment", "my name is maria garcia",
+            "april second nineteen eighty five", *BOOK_UNTIL_CONFIRM[3:], "yes please", "yes",
+        )  # fmt: skip
+        [text] = call.outbox()
+        assert text.to_number == "+15550100177"  # not the number the call came from
+        assert "Maria" not in text.text and "Garcia" not in text.text
+
+
+def test_without_a_number_the_caller_hears_so(tmp_path: Path) -> None:
+    with _call(tmp_path, caller_number=None) as call:  # no caller id, no phone in the EHR
+        *_, texted = call.script(*BOOK_UNTIL_CONFIRM, "yes please", "yes")
+        assert _says(texted) == (
+            "Okay, I'm sending it now. I'm sorry, I don't have a number I can text. "
+            "Is there anything else I can help you with?"
+        )
+        assert call.outbox() == []
+        assert call.tools.outcome == "booked"
+
+
+class _SmsDown:
+    """An SmsSender whose service is unreachable."""
+
+    async def send(self, to_number: str, text: str, **_: str) -> str:
+        raise ProviderError("SMS service unavailable", retryable=True)
+
+
+@pytest.mark.parametrize(
+    ("script", "what"),
+    [(BOOK_UNTIL_CONFIRM, "appointment"), (CANCEL_LINDAS, "cancellation")],
+)
+def test_a_text_that_cannot_be_sent_leaves_the_change_standing(
+    tmp_path: Path, script: tuple[str, ...], what: str
+) -> None:
+    with _call(tmp_path, sms=lambda store: _SmsDown()) as call:
+        *_, texted = call.script(*script, "yes", "yes")
+        assert _says(texted) == (
+            "Okay, I'm sending it now. "
+            f"I'm sorry, I couldn't send the text, but your {what} is confirmed. "
+            "Is there anything else I can help you with?"
+        )
+        assert call.tools.outcome in ("booked", "cancelled")
+        assert call.policy.state is grammar.DialogueState.ANYTHING_ELSE
+        trail = asyncio.run(call.store.audit_trail("c1"))
+        assert [e.details for e in trail if e.action == "send_failed"] == [
+            {"number": "caller_number", "retryable": "True"}
+        ]
+
+
+def test_the_text_tool_needs_the_callers_yes_to_that_change(call: Call) -> None:
+    tools = call.tools
+    with pytest.raises(BookingRefused):  # nothing changed yet
+        asyncio.run(tools.send_confirmation())
+    call.script(*BOOK_UNTIL_CONFIRM, "yes please")
+    with pytest.raises(BookingRefused):  # asked, but no yes
+        asyncio.run(tools.send_confirmation())
+    tools.note_text_consent()
+    assert asyncio.run(tools.send_confirmation()).result == {"status": "sent"}
+    with pytest.raises(BookingRefused):  # one text per yes
+        asyncio.run(tools.send_confirmation())
+    assert len(call.outbox()) == 1
+
+
+def test_the_clinic_number_is_the_sender(tmp_path: Path) -> None:
+    sent: list[dict[str, str]] = []
+
+    class Recording:
+        async def send(self, to_number: str, text: str, **kwargs: str) -> str:
+            sent.append(kwargs)
+            return "msg-1"
+
+    with _call(tmp_path, sms=lambda store: Recording()) as call:
+        call.script(*BOOK_UNTIL_CONFIRM, "yes please", "yes")
+    [kwargs] = sent
+    assert kwargs["from_number"] == DEMO_PHONE_NUMBER
+    assert (kwargs["clinic_id"], kwargs["call_id"]) == (DEMO_CLINIC_ID, "c1")
+    assert kwargs["idempotency_key"].startswith("sms-confirmation:c1:book_appointment:")

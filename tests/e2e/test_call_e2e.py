@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from caller_ears import ReadBackEars
+from local_acs import LOCAL_CALLER_NUMBER
 from local_caller import CallReport, load_scenario, place_call
 from local_stack import local_stack
 from receptionist_cli import _call_record
@@ -253,6 +254,32 @@ def test_a_message_left_is_kept_for_staff_through_the_tools_api(
     # dictation is rough, but the gist reaches staff
     assert {"late", "appointment"} <= set(message.text.split())
     assert ("create", f"Message/{message.message_id}") in [(e.action, e.resource) for e in trail]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "ending"),
+    [
+        ("book-existing-patient.yaml", " is booked."),
+        ("cancel.yaml", " is cancelled."),
+        ("book-new-patient.yaml", None),  # she said no
+    ],
+)
+def test_a_text_confirmation_goes_out_after_a_yes_only(
+    scenario: str, ending: str | None, calls: dict[str, Call | BaseException]
+) -> None:
+    call = _finished(calls, scenario)
+    with open_embedded_records(Settings(data_dir=call.data_dir)) as records:
+        outbox = asyncio.run(records.store.list_outbox(DEMO_CLINIC_ID))
+    texts = [text for text in outbox if text.call_id == call.report.call_id]
+    tools = [c["name"] for c in call.record["tool_calls"]]
+    if ending is None:
+        assert texts == [] and "send_confirmation" not in tools
+        return
+    [text] = texts
+    assert text.to_number == LOCAL_CALLER_NUMBER  # the EHR has no phone for the demo patients
+    assert text.text.startswith("Reddy Family Clinic: your appointment with Doctor ")
+    assert text.text.endswith(ending)
+    assert tools.count("send_confirmation") == 1
 
 
 def test_barge_in_stops_the_greeting(calls: dict[str, Call | BaseException]) -> None:

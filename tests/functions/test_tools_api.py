@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -69,9 +70,7 @@ class Stack:
         [token] = urllib.parse.parse_qs(urllib.parse.urlsplit(media_url).query)["token"]
         return event["data"]["correlationId"], token
 
-    async def tool(
-        self, call_id: str, tool: str, body: Any, token: str | None
-    ) -> tuple[int, Any]:
+    async def tool(self, call_id: str, tool: str, body: Any, token: str | None) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         url = f"{self.host.url}/api/calls/{call_id}/tools/{tool}"
         payload = {"data": body} if isinstance(body, bytes) else {"json": body}
@@ -423,3 +422,103 @@ def test_end_call_and_transfer_go_through_the_calls_session(
         assert (await stack.tool("no-such-call", "end_call", {}, other))[0] == 409
 
     run_stack(scenario)
+
+
+# -- text confirmations ------------------------------------------------------------------
+
+
+async def _texts(tmp_path: Path) -> list[Any]:
+    with open_embedded_records(Settings(data_dir=tmp_path)) as records:
+        return await records.store.list_outbox(DEMO_CLINIC_ID)
+
+
+def _outbox(tmp_path: Path) -> list[Any]:
+    return asyncio.run(_texts(tmp_path))
+
+
+def test_a_confirmation_is_texted_once_to_the_callers_number(
+    run_stack: Callable[..., None], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario(stack: Stack) -> None:
+        call_id, token = await stack.answered_call()  # from +15555550123
+        slot = await stack.free_slot()
+        patient_id, patient_token = await stack.identify(call_id, token)
+        other_call, other_token = await stack.answered_call()
+        _, linda_token = await stack.identify(other_call, other_token, LINDA)
+        book = {"slot_id": slot.slot_id, "patient_id": patient_id, "appointment_type": "checkup",
+                "patient_token": patient_token}  # fmt: skip
+        assert (await stack.tool(call_id, "book", book, token))[0] == 200
+        confirm = {"change": "book", "slot_id": slot.slot_id}
+        cases = [
+            (await stack.tool(call_id, "send_confirmation", confirm, token), 403),
+            (await stack.tool(call_id, "send_confirmation",
+                              {**confirm, "patient_token": linda_token}, token), 403),
+            (await stack.tool(call_id, "send_confirmation",
+                              {**confirm, "change": "teleport", "patient_token": patient_token},
+                              token), 400),
+            (await stack.tool(call_id, "send_confirmation", {**confirm, "change": "cancel",
+                              "appointment_id": "appt-never-cancelled",
+                              "patient_token": patient_token}, token), 422),
+            (await stack.tool(other_call, "send_confirmation",
+                              {**confirm, "patient_token": linda_token}, other_token), 422),
+        ]  # fmt: skip
+        assert [status for (status, _), _ in cases] == [expected for _, expected in cases]
+        assert cases[3][0][1] == {"error": "I haven't changed an appointment on this call."}
+        assert await _texts(tmp_path) == []
+        confirm["patient_token"] = patient_token
+        assert await stack.tool(call_id, "send_confirmation", confirm, token) == (
+            200, {"status": "sent"}
+        )  # fmt: skip
+        assert await stack.tool(call_id, "send_confirmation", confirm, token) == (
+            200, {"status": "sent_already"}
+        )  # fmt: skip
+
+    with caplog.at_level(logging.DEBUG):
+        run_stack(scenario)
+    [text] = _outbox(tmp_path)
+    assert text.to_number == "+15555550123"
+    assert text.text.startswith("Reddy Family Clinic: your appointment with Doctor ")
+    assert text.text.endswith(" is booked.")
+    assert "Robert" not in text.text and "check" not in text.text.lower()
+    assert "5555550123" not in caplog.text and "Reddy Family Clinic: your" not in caplog.text
+
+
+def test_the_media_workers_client_texts_to_the_ehr_phone(
+    run_stack: Callable[..., None], tmp_path: Path
+) -> None:
+    async def scenario(stack: Stack) -> None:
+        await stack.ehr.add_patient(
+            clinic_id=DEMO_CLINIC_ID, given_name="Maria", family_name="Garcia",
+            birth_date=dt.date(1985, 4, 2), phone="(555) 010-0177",
+        )  # fmt: skip
+        call_id, token = await stack.answered_call()
+        api = ToolsApi(base_url=stack.host.url)
+        try:
+            office = api.for_call(call_id=call_id, clinic_id=DEMO_CLINIC_ID, call_token=token)
+            maria = await office.find_patient(
+                given_name="Maria", family_name="Garcia", birth_date=dt.date(1985, 4, 2)
+            )
+            assert maria is not None
+            slot = await stack.free_slot()
+            data = {"call_id": call_id, "clinic_id": DEMO_CLINIC_ID, "slot_id": slot.slot_id,
+                    "patient_id": maria.patient_id, "appointment_type": "checkup"}  # fmt: skip
+            instance = booking.instance_id(booking.BOOK_APPOINTMENT, call_id, slot.slot_id)
+            with pytest.raises(BookingRefused):  # nothing booked yet: nothing to confirm
+                await office.send_confirmation(
+                    booking.BOOK_APPOINTMENT, instance_id=instance, data=data
+                )
+            result = await office.run(booking.BOOK_APPOINTMENT, instance_id=instance, data=data)
+            assert result["status"] == "booked"
+            sent = [
+                await office.send_confirmation(
+                    booking.BOOK_APPOINTMENT, instance_id=instance, data=data
+                )
+                for _ in range(2)
+            ]
+            assert sent == [True, False]
+        finally:
+            await api.close()
+
+    run_stack(scenario)
+    [text] = _outbox(tmp_path)
+    assert text.to_number == "+15550100177"  # the EHR's phone, not the caller's

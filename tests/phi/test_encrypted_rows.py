@@ -21,7 +21,7 @@ from local_caller import load_scenario, place_call
 from receptionist_cli import DEMO_SCENARIO, _call_record, _receptionist
 
 from reddytalk.composition import open_embedded_records, rotate_embedded_kek
-from reddytalk.ports import AuditEvent, CallRecord, Message
+from reddytalk.ports import AuditEvent, CallRecord, Message, OutboxMessage
 from reddytalk.providers.seed import DEMO_CLINIC_ID, demo_clinic
 from reddytalk.settings import Settings
 
@@ -137,6 +137,42 @@ def test_stored_phi_is_sealed_in_the_rows_and_opened_by_the_api(tmp_path: Path) 
     assert _column(tmp_path, "SELECT resource FROM audit") == ["Message/call-1:message:1"]
     [index] = _column(tmp_path, "SELECT identity_index FROM patients")
     assert re.fullmatch(r"[0-9a-f]{64}", index)
+
+
+def test_texts_and_call_numbers_are_sealed_in_the_rows(tmp_path: Path) -> None:
+    at = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
+    text = "Reddy Family Clinic: your appointment with Doctor Chen on Tue, Dec 1 at 9:30 AM CST"
+    outgoing = OutboxMessage(
+        "sms-confirmation:call-1:book_appointment:appt-1", DEMO_CLINIC_ID, "call-1", at,
+        "+15555550123", text,
+    )  # fmt: skip
+
+    async def write_and_read() -> tuple[Any, ...]:
+        with open_embedded_records(Settings(data_dir=tmp_path)) as records:
+            store = records.store
+            await store.save_call_number("call-1", DEMO_CLINIC_ID, party="caller",
+                                         number="+15555550123")  # fmt: skip
+            await store.save_call_number("call-1", DEMO_CLINIC_ID, party="patient:p1",
+                                         number="+15550100177")  # fmt: skip
+            await store.add_to_outbox(outgoing)
+            return (
+                await store.get_call_number("call-1", DEMO_CLINIC_ID, party="caller"),
+                await store.get_call_number("call-1", DEMO_CLINIC_ID, party="patient:p1"),
+                await store.list_outbox(DEMO_CLINIC_ID),
+            )
+
+    caller, patient, outbox = asyncio.run(write_and_read())
+
+    assert (caller, patient, outbox) == ("+15555550123", "+15550100177", [outgoing])
+    phi = {"5555550123", "555 555 0123", "555-555-0123", "+15555550123", "0100177", text}
+    phi |= {"Doctor Chen on", "Dec 1 at 9:30", "9:30 AM"}
+    assert _leaks(tmp_path, phi) == []
+    sealed = _column(tmp_path, "SELECT number FROM call_numbers")
+    sealed += _column(tmp_path, "SELECT to_number, text FROM outbox")
+    assert len(sealed) == 4 and all(SEALED.fullmatch(value) for value in sealed)
+    # ids, parties, times and the status stay readable
+    assert sorted(_column(tmp_path, "SELECT party FROM call_numbers")) == ["caller", "patient:p1"]
+    assert _column(tmp_path, "SELECT call_id, status FROM outbox") == ["call-1", "queued"]
 
 
 def test_rotating_the_key_rewraps_the_data_keys_and_leaves_the_rows(tmp_path: Path) -> None:

@@ -226,6 +226,7 @@ def test_secret_values_never_reach_logs_or_reprs(
     tls: TlsFiles, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="azure")  # install_redaction quiets it to WARNING
     reprs: list[str] = []
 
     async def scenario(vault: LoopbackKeyVault, credential: RecordingCredential) -> None:
@@ -427,6 +428,7 @@ def test_data_keys_never_reach_logs_or_errors(
     tls: TlsFiles, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="azure")  # install_redaction quiets it to WARNING
     said: list[str] = []
 
     async def scenario(vault: LoopbackKeyVault, credential: RecordingCredential) -> None:

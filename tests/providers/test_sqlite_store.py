@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 
 from reddytalk.composition import build_phi_cipher
 from reddytalk.errors import ProviderError
-from reddytalk.ports import AuditEvent, CallRecord, Message
+from reddytalk.ports import AuditEvent, CallRecord, Message, OutboxMessage
 from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic
 from reddytalk.providers.store.sqlite import SqliteStore
 from reddytalk.providers.store.sqlite_db import SCHEMA_VERSION, SqliteDb
@@ -332,3 +333,36 @@ def test_a_message_survives_reopening_the_file(db_path: Path) -> None:
         reopened = _store(db)
         assert asyncio.run(reopened.list_messages(DEMO_CLINIC_ID)) == [_message()]
         assert asyncio.run(reopened.save_message(_message())) is False
+
+
+# --- a call's numbers and the outbox (what they promise: tests/contracts) ---------------------
+
+CALLER = "+15555550123"
+
+
+def _outbox_message(
+    message_id: str = "sms-confirmation:call-1:book:a1", **changes: Any
+) -> OutboxMessage:
+    message = OutboxMessage(
+        message_id=message_id,
+        clinic_id=DEMO_CLINIC_ID,
+        call_id="call-1",
+        created_at=dt.datetime(2026, 3, 2, 9, 4, tzinfo=CHICAGO),
+        to_number=CALLER,
+        text="Reddy Family Clinic: your appointment with Doctor Patel on Tue, Mar 3 is booked.",
+    )
+    return replace(message, **changes)
+
+
+def test_the_new_tables_are_added_to_an_existing_schema_2_file(db_path: Path) -> None:
+    with SqliteDb(db_path) as db:  # a schema 2 file from before texts existed
+        db.transact(lambda conn: [conn.execute(f"DROP TABLE {t}") for t in ("call_numbers",
+                                                                            "outbox")])  # fmt: skip
+    with SqliteDb(db_path) as db:
+        assert db.schema_version == SCHEMA_VERSION
+        store = _store(db)
+        asyncio.run(store.save_call_number("call-1", DEMO_CLINIC_ID, party="caller",
+                                           number=CALLER))  # fmt: skip
+        assert asyncio.run(store.add_to_outbox(_outbox_message()))
+    with closing(sqlite3.connect(db_path)) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2

@@ -35,6 +35,7 @@ _TOOLS = {
     booking.CANCEL_APPOINTMENT: "cancel",
 }
 _FIELDS = ("slot_id", "patient_id", "appointment_type", "appointment_id")
+_TARGETS = ("slot_id", "appointment_id")  # what names a write's orchestration
 _NOT_IDENTIFIED = "I need to confirm who you are first."
 
 
@@ -134,6 +135,27 @@ class ToolsApiCallOffice:
         body = {k: data[k] for k in _FIELDS if k in data}
         body["patient_token"] = self._patient_token(str(data.get("patient_id")))
         return await self._post(tool, body)
+
+    async def send_confirmation(self, name: str, *, instance_id: str, data: dict[str, Any]) -> bool:
+        """POST ``send_confirmation`` for the write ``name`` ran with ``data``; whether
+        this request sent the text (False: sent already).
+
+        The API finds the write's orchestration from the change and its target, as it
+        did for the write; no number or text is sent from here.
+
+        Raises:
+            BookingRefused: The patient was not identified, or the API refused with a
+                reason the caller can hear (no such change, no number to text).
+            ProviderError: The text could not be sent.
+        """
+        tool = _TOOLS.get(name)
+        if tool is None:
+            raise ProviderError(f"no tool runs workflow {name}", retryable=False)
+        body: dict[str, Any] = {k: data[k] for k in _TARGETS if k in data}
+        body["change"] = tool
+        body["patient_token"] = self._patient_token(str(data.get("patient_id")))
+        answer = await self._post("send_confirmation", body)
+        return answer.get("status") == "sent"
 
     async def end_call(self, *, transfer_reason: str | None) -> None:
         """Ask the call's session to hang up, or to transfer to staff."""

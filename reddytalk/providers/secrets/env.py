@@ -17,9 +17,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from reddytalk.settings import SECRET_PREFIX
+
 __all__ = ["ENV_PREFIX", "EnvironmentSecrets", "check_secret_name", "variable_for"]
 
-ENV_PREFIX = "REDDYTALK_SECRET_"
+ENV_PREFIX = SECRET_PREFIX
 
 # Key Vault: "Secret names can only contain alphanumeric characters and dashes", 1-127 long.
 _SECRET_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")

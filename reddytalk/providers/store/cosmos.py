@@ -5,14 +5,15 @@ each holds, and its partition key, is drawn there).
 
 PHI is sealed by :class:`~reddytalk.phi.PhiCipher` before a document is written and
 opened after it is read, as the SQLite store does, with the same field names and
-record ids: a call's transcript and tool calls (bound to the call id), a message's
-text and caller name (bound to the message id). Which document keys those are is
-:data:`~reddytalk.providers.store.cosmos_documents.CALL_PHI` and ``MESSAGE_PHI``; the
-sealing is one step here, between the pure document functions and the SDK. Ids, times,
-outcomes, turn timings, the audit trail (ids only) and clinics stay readable. The
-clinics' data keys live in the same account
-(:class:`~reddytalk.providers.store.cosmos_keys.CosmosDataKeys`), wrapped by a key
-that does not (Key Vault).
+record ids (so a token opens in either): a call's transcript and tool calls (bound to
+the call id), a message's text and caller name (the message id), a call's phone number
+(``<call id>/<party>``), an outbox message's number and text (its message id). Which
+document keys those are is :data:`~reddytalk.providers.store.cosmos_documents.CALL_PHI`,
+``MESSAGE_PHI``, ``CALL_NUMBER_PHI`` and ``OUTBOX_PHI``; the sealing is one step here,
+between the pure document functions and the SDK. Ids, times, outcomes, turn timings,
+the audit trail (ids only) and clinics stay readable. The clinics' data keys live in
+the same account (:class:`~reddytalk.providers.store.cosmos_keys.CosmosDataKeys`),
+wrapped by a key that does not (Key Vault).
 
 ``get_call`` knows only the call id, so it is a cross-partition query on ``calls``
 (``WHERE c.id = @id``). It fans out to every physical partition, about 3 RU each plus
@@ -23,13 +24,14 @@ CLI, support), so the query is the cheaper side.
 
 Atomicity comes from Cosmos DB, never from a read before a write: "create if absent"
 is :func:`~reddytalk.providers.store.cosmos_account.create_once`, whose 409 means the
-id exists (claims, messages, the first record of a call, a phone number);
-read-modify-write (a clinic's numbers) replaces with the ETag read
+id exists (claims, messages, outbox texts, the first record of a call, a clinic's
+phone number); read-modify-write (a clinic's numbers) replaces with the ETag read
 (``IfNotModified``), and a 412 is a retryable :class:`ProviderError`.
 
 Ids are unique within a partition only: a call id or message id is taken to belong to
 one clinic (both come from the ACS call id, a GUID), and saving one under two clinics
-would keep two documents where SQLite keeps one.
+would keep two documents where SQLite keeps one. A call's numbers are partitioned by
+call, as SQLite keys them: one per call and party, and another clinic reads none.
 
 Retries are the SDK's (configured in :mod:`~reddytalk.providers.store.cosmos_account`);
 this module has no retry loop.
@@ -42,7 +44,6 @@ import re
 import threading
 import time
 import uuid
-from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.credentials_async import AsyncTokenCredential
@@ -50,7 +51,7 @@ from azure.cosmos import exceptions as cosmos_errors
 
 from reddytalk.errors import ProviderError
 from reddytalk.phi.cipher import PhiCipher
-from reddytalk.ports import AuditEvent, CallRecord, Message
+from reddytalk.ports import AuditEvent, CallRecord, Message, OutboxMessage
 from reddytalk.providers.store.cosmos_account import (
     CLAIM_TTL_S,
     CONTAINERS,
@@ -59,21 +60,26 @@ from reddytalk.providers.store.cosmos_account import (
     ensure_containers,
     new_client,
     provider_errors,
+    query_partition,
     read_item,
 )
 from reddytalk.providers.store.cosmos_documents import (
+    CALL_NUMBER_PHI,
     CALL_PHI,
     MESSAGE_PHI,
-    PhiFields,
+    OUTBOX_PHI,
     audit_from_document,
     audit_to_document,
     call_from_document,
+    call_number_to_document,
     call_to_document,
     clinic_from_document,
     clinic_to_cosmos,
     item_id,
     message_from_document,
     message_to_document,
+    outbox_from_document,
+    outbox_to_document,
 )
 from reddytalk.providers.store.sqlite_db import to_utc_iso
 from reddytalk.scheduling.model import Clinic
@@ -122,6 +128,8 @@ class CosmosStore:
         self._audit = db.get_container_client("audit")
         self._messages = db.get_container_client("messages")
         self._claims = db.get_container_client("claims")
+        self._call_numbers = db.get_container_client("call_numbers")
+        self._outbox = db.get_container_client("outbox")
         self._audit_lock = threading.Lock()
         self._last_audit_ns = 0
 
@@ -248,7 +256,7 @@ class CosmosStore:
             ValueError: A time is naive.
             ProviderError: Cosmos DB or the cipher's keys failed.
         """
-        document = await self._sealed(call_to_document(record), CALL_PHI)
+        document = await CALL_PHI.seal(self._cipher, call_to_document(record))
         with provider_errors("save call"):
             if not replace:
                 return await create_once(self._calls, document, record.clinic_id)
@@ -263,7 +271,7 @@ class CosmosStore:
                 query, parameters=[{"name": "@id", "value": item_id(call_id)}]
             )
             async for document in items:
-                return call_from_document(await self._opened(document, CALL_PHI))
+                return call_from_document(await CALL_PHI.open(self._cipher, document))
         return None
 
     async def record_audit(self, event: AuditEvent) -> None:
@@ -299,23 +307,62 @@ class CosmosStore:
             ValueError: ``message.taken_at`` is naive.
             ProviderError: Cosmos DB or the cipher's keys failed.
         """
-        document = await self._sealed(message_to_document(message), MESSAGE_PHI)
+        document = await MESSAGE_PHI.seal(self._cipher, message_to_document(message))
         with provider_errors("save message"):
             return await create_once(self._messages, document, message.clinic_id)
 
     async def list_messages(self, clinic_id: str) -> list[Message]:
         """The clinic's messages, oldest first (ties by message id)."""
-        query = "SELECT * FROM c WHERE c.clinic_id = @clinic_id"
         with provider_errors("list messages"):
-            items = self._messages.query_items(
-                query,
-                parameters=[{"name": "@clinic_id", "value": clinic_id}],
-                partition_key=clinic_id,
-            )
-            documents = [document async for document in items]
+            documents = await query_partition(self._messages, "clinic_id", clinic_id)
         # Sorted here, not with ORDER BY over two fields, which needs a composite index.
         documents.sort(key=lambda d: (d["taken_at"], d["message_id"]))
-        return [message_from_document(await self._opened(d, MESSAGE_PHI)) for d in documents]
+        return [message_from_document(await MESSAGE_PHI.open(self._cipher, d)) for d in documents]
+
+    async def save_call_number(
+        self, call_id: str, clinic_id: str, *, party: str, number: str
+    ) -> None:
+        """Keep a phone number for the call (sealed); the same party again replaces it
+        (an upsert). Cosmos DB deletes it a day later (the container's TTL).
+
+        Raises:
+            ValueError: ``number`` is not E.164 (its value is not named).
+            ProviderError: Cosmos DB or the cipher's keys failed.
+        """
+        if not _E164.fullmatch(number):
+            raise ValueError("a call's number must be E.164")
+        document = call_number_to_document(
+            call_id, clinic_id, party=party, number=number, saved_at=dt.datetime.now(dt.UTC)
+        )
+        sealed = await CALL_NUMBER_PHI.seal(self._cipher, document)
+        with provider_errors("save call number"):
+            await self._call_numbers.upsert_item(sealed)
+
+    async def get_call_number(self, call_id: str, clinic_id: str, *, party: str) -> str | None:
+        """The number kept for the call and party at this clinic, or None: a point read."""
+        with provider_errors("read call number"):
+            document = await read_item(self._call_numbers, item_id(party), call_id)
+        if document is None or document["clinic_id"] != clinic_id:
+            return None  # as in SQLite: another clinic's call has no number for this one
+        return str((await CALL_NUMBER_PHI.open(self._cipher, document))["number"])
+
+    async def add_to_outbox(self, message: OutboxMessage) -> bool:
+        """Keep a text message; False (and nothing changed) if its id is kept already.
+
+        Raises:
+            ValueError: ``message.created_at`` is naive.
+            ProviderError: Cosmos DB or the cipher's keys failed.
+        """
+        document = await OUTBOX_PHI.seal(self._cipher, outbox_to_document(message))
+        with provider_errors("add to outbox"):
+            return await create_once(self._outbox, document, message.clinic_id)
+
+    async def list_outbox(self, clinic_id: str) -> list[OutboxMessage]:
+        """The clinic's outbox, oldest first (ties by message id)."""
+        with provider_errors("list outbox"):
+            documents = await query_partition(self._outbox, "clinic_id", clinic_id)
+        documents.sort(key=lambda d: (d["created_at"], d["message_id"]))  # as list_messages
+        return [outbox_from_document(await OUTBOX_PHI.open(self._cipher, d)) for d in documents]
 
     async def claim(self, key: str) -> bool:
         """Claim ``key`` once: a create, so Cosmos DB decides between racing processes."""
@@ -335,31 +382,6 @@ class CosmosStore:
                 await self._claims.delete_item(claim_id, partition_key=claim_id)
             except cosmos_errors.CosmosResourceNotFoundError:
                 pass
-
-    async def _sealed(self, document: dict[str, Any], phi: PhiFields) -> dict[str, Any]:
-        """``document`` with its PHI sealed, each value bound to its clinic, field and record."""
-        clinic_id, record_id = document["clinic_id"], document[phi.record_id_key]
-        sealed = dict(document)
-        for key, field in phi.sealed.items():
-            sealed[key] = await self._cipher.seal(
-                clinic_id, field, document[key], record_id=record_id
-            )
-        return sealed
-
-    async def _opened(self, document: dict[str, Any], phi: PhiFields) -> dict[str, Any]:
-        """A stored ``document`` with its PHI opened (:meth:`_sealed` undone).
-
-        Raises:
-            ProviderError: A value does not open: altered, or moved from another clinic,
-                field or record (not retryable); or the cipher's keys failed.
-        """
-        clinic_id, record_id = document["clinic_id"], document[phi.record_id_key]
-        opened = dict(document)
-        for key, field in phi.sealed.items():
-            opened[key] = await self._cipher.open(
-                clinic_id, field, document[key], record_id=record_id
-            )
-        return opened
 
     def _next_audit_id(self) -> str:
         # Nanoseconds, strictly increasing in this process, then a random part so two

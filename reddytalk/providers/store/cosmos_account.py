@@ -2,24 +2,29 @@
 
 Containers (:data:`CONTAINERS`; Bicep creates the same ones in Azure):
 
-=========  ===============  =============================================================
-name       partition key    holds
-=========  ===============  =============================================================
-clinics    /clinic_id       one document per clinic (:func:`clinic_to_document`) and the
-                            numbers mapped to it
-numbers    /phone_number    one document per phone number naming its clinic: a call finds
-                            its clinic with two point reads (number, clinic), no query
-calls      /clinic_id       one document per finished call, transcript sealed
-audit      /call_id         append-only; a call's trail is one single-partition query, and
-                            no logical partition grows without bound (unlike /clinic_id)
-messages   /clinic_id       messages for staff, text and caller name sealed; a clinic's
-                            list is one single-partition query
-claims     /id              idempotency claims; ``default_ttl`` 7 days reclaims the space
-                            (Event Grid and ACS stop redelivering long before)
-data_keys  /clinic_id       each clinic's wrapped data keys, one document per version
-                            (:class:`~reddytalk.providers.store.cosmos_keys.CosmosDataKeys`);
-                            never a TTL: a data key lost is its clinic's PHI lost
-=========  ===============  =============================================================
+============  ===============  ==================================================================
+name          partition key    holds
+============  ===============  ==================================================================
+clinics       /clinic_id       one document per clinic (:func:`clinic_to_document`) and the
+                               numbers mapped to it
+numbers       /phone_number    one document per phone number naming its clinic: a call finds
+                               its clinic with two point reads (number, clinic), no query
+calls         /clinic_id       one document per finished call, transcript sealed
+audit         /call_id         append-only; a call's trail is one single-partition query, and
+                               no logical partition grows without bound (unlike /clinic_id)
+messages      /clinic_id       messages for staff, text and caller name sealed; a clinic's
+                               list is one single-partition query
+claims        /id              idempotency claims; ``default_ttl`` 7 days reclaims the space
+                               (Event Grid and ACS stop redelivering long before)
+data_keys     /clinic_id       each clinic's wrapped data keys, one document per version
+                               (:class:`~reddytalk.providers.store.cosmos_keys.CosmosDataKeys`);
+                               never a TTL: a data key lost is its clinic's PHI lost
+call_numbers  /call_id         a call's phone numbers, one document per party, sealed;
+                               ``default_ttl`` 1 day: only the call's own tools read them
+                               (to text a confirmation), so PHI kept longer serves nobody
+outbox        /clinic_id       text messages kept instead of sent, number and text sealed;
+                               a clinic's list is one single-partition query
+============  ===============  ==================================================================
 
 Two writes are the building blocks of both adapters: :func:`create_once` ("create if
 absent", whose 409 means the id exists) and a replace with the ETag read
@@ -45,6 +50,7 @@ from azure.cosmos.aio import ContainerProxy, CosmosClient
 from reddytalk.errors import ProviderError
 
 __all__ = [
+    "CALL_NUMBER_TTL_S",
     "CLAIM_TTL_S",
     "CONTAINERS",
     "ContainerSpec",
@@ -52,11 +58,16 @@ __all__ = [
     "ensure_containers",
     "new_client",
     "provider_errors",
+    "query_partition",
     "read_item",
 ]
 
 CLAIM_TTL_S = 7 * 24 * 3600
 """How long an idempotency claim is kept (the ``claims`` container's ``default_ttl``)."""
+
+CALL_NUMBER_TTL_S = 24 * 3600
+"""How long a call's phone number is kept (the ``call_numbers`` container's
+``default_ttl``): past any call's end, when nothing reads it any more."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +86,11 @@ CONTAINERS: Mapping[str, ContainerSpec] = {
     "messages": ContainerSpec("/clinic_id"),
     "claims": ContainerSpec("/id", default_ttl_s=CLAIM_TTL_S),
     "data_keys": ContainerSpec("/clinic_id"),  # no TTL, ever: see the module docstring
+    # A call's numbers (PHI) are read only by the call's own tools, while the call lasts:
+    # kept a day (every call is over by then), then Cosmos DB deletes them, so the store
+    # holds no phone number longer than the call needs it (HIPAA's minimum necessary).
+    "call_numbers": ContainerSpec("/call_id", default_ttl_s=CALL_NUMBER_TTL_S),
+    "outbox": ContainerSpec("/clinic_id"),
 }
 """Every container the adapters use, by name. Bicep must create exactly these."""
 
@@ -153,6 +169,17 @@ async def read_item(
         if error.sub_status not in (None, 0):  # 1003: the container or database is missing
             raise
         return None
+
+
+async def query_partition(container: ContainerProxy, key: str, value: str) -> list[dict[str, Any]]:
+    """Every document whose ``key`` (the container's partition key) is ``value``: a
+    single-partition query, in no particular order."""
+    items = container.query_items(
+        f"SELECT * FROM c WHERE c.{key} = @value",
+        parameters=[{"name": "@value", "value": value}],
+        partition_key=value,
+    )
+    return [dict(document) async for document in items]
 
 
 async def create_once(

@@ -2,10 +2,11 @@
 objects to JSON and back, one small pair of pure functions per kind.
 
 PHI is text in these documents: the same text the SQLite store seals (a transcript or
-tool calls as JSON, a message's text and caller name as they are). :data:`CALL_PHI`
-and :data:`MESSAGE_PHI` name those keys; the store seals them right after
-``*_to_document`` and opens them right before ``*_from_document``, so these functions
-stay pure and never touch the cipher.
+tool calls as JSON, a message's text and caller name, a call's phone number, an outbox
+message's number and text, as they are). :data:`CALL_PHI`, :data:`MESSAGE_PHI`,
+:data:`CALL_NUMBER_PHI` and :data:`OUTBOX_PHI` name those keys; the store seals them
+(:meth:`PhiFields.seal`) right after ``*_to_document`` and opens them right before
+``*_from_document``, so those functions stay pure and never touch the cipher.
 Times are fixed-width UTC ISO 8601 text (:func:`to_utc_iso`), so text order is time
 order, as in SQLite. Clinics use the document format of the SQLite store
 (:func:`clinic_to_document`).
@@ -19,6 +20,7 @@ itself is always kept in a field of its own too.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -26,10 +28,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reddytalk.ports import AuditEvent, CallRecord, Message
+from reddytalk.phi.cipher import PhiCipher
+from reddytalk.ports import AuditEvent, CallRecord, Message, OutboxMessage
 from reddytalk.providers.store.sqlite import (
+    CALL_NUMBER_FIELD,
     CALLER_NAME_FIELD,
     MESSAGE_TEXT_FIELD,
+    OUTBOX_NUMBER_FIELD,
+    OUTBOX_TEXT_FIELD,
     TOOL_CALLS_FIELD,
     TRANSCRIPT_FIELD,
     clinic_from_document,
@@ -39,18 +45,23 @@ from reddytalk.providers.store.sqlite_db import from_utc_iso, to_utc_iso
 from reddytalk.scheduling.model import Clinic
 
 __all__ = [
+    "CALL_NUMBER_PHI",
     "CALL_PHI",
     "MESSAGE_PHI",
+    "OUTBOX_PHI",
     "PhiFields",
     "audit_from_document",
     "audit_to_document",
     "call_from_document",
+    "call_number_to_document",
     "call_to_document",
     "clinic_from_document",
     "clinic_to_cosmos",
     "item_id",
     "message_from_document",
     "message_to_document",
+    "outbox_from_document",
+    "outbox_to_document",
 ]
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9._:=-]{1,200}")
@@ -61,24 +72,59 @@ class PhiFields:
     """Where one kind of document holds PHI, and how each value is sealed.
 
     Attributes:
-        record_id_key: The key of the record id every value is bound to.
+        record_id_keys: The keys whose values, joined by ``/``, are the record id every
+            value is bound to (one key, or the SQLite store's ``<call id>/<party>``).
         sealed: Each document key holding PHI (as text), and the cipher's field name
             its value is sealed as.
     """
 
-    record_id_key: str
+    record_id_keys: tuple[str, ...]
     sealed: Mapping[str, str]
+
+    def record_id(self, document: Mapping[str, Any]) -> str:
+        """The record id the PHI of ``document`` is bound to."""
+        return "/".join(str(document[key]) for key in self.record_id_keys)
+
+    async def seal(self, cipher: PhiCipher, document: Mapping[str, Any]) -> dict[str, Any]:
+        """``document`` with its PHI sealed, each value bound to its clinic, field and
+        record (the one step between ``*_to_document`` and the SDK)."""
+        clinic_id, record_id = document["clinic_id"], self.record_id(document)
+        sealed = dict(document)
+        for key, field in self.sealed.items():
+            sealed[key] = await cipher.seal(clinic_id, field, document[key], record_id=record_id)
+        return sealed
+
+    async def open(self, cipher: PhiCipher, document: Mapping[str, Any]) -> dict[str, Any]:
+        """A stored ``document`` with its PHI opened (:meth:`seal` undone).
+
+        Raises:
+            ProviderError: A value does not open: altered, or moved from another clinic,
+                field or record (not retryable); or the cipher's keys failed.
+        """
+        clinic_id, record_id = document["clinic_id"], self.record_id(document)
+        opened = dict(document)
+        for key, field in self.sealed.items():
+            opened[key] = await cipher.open(clinic_id, field, document[key], record_id=record_id)
+        return opened
 
 
 # The SQLite store's field names and record ids: a value seals to the same kind of token
 # in either store.
-CALL_PHI = PhiFields("call_id", {"transcript": TRANSCRIPT_FIELD, "tool_calls": TOOL_CALLS_FIELD})
+CALL_PHI = PhiFields(("call_id",), {"transcript": TRANSCRIPT_FIELD, "tool_calls": TOOL_CALLS_FIELD})
 """A call's transcript and tool calls (arguments hold names, birth dates), by call id."""
 
 MESSAGE_PHI = PhiFields(
-    "message_id", {"text": MESSAGE_TEXT_FIELD, "caller_name": CALLER_NAME_FIELD}
+    ("message_id",), {"text": MESSAGE_TEXT_FIELD, "caller_name": CALLER_NAME_FIELD}
 )
 """A message's text and caller name, by message id."""
+
+CALL_NUMBER_PHI = PhiFields(("call_id", "party"), {"number": CALL_NUMBER_FIELD})
+"""A call's phone number, by ``<call id>/<party>``."""
+
+OUTBOX_PHI = PhiFields(
+    ("message_id",), {"to_number": OUTBOX_NUMBER_FIELD, "text": OUTBOX_TEXT_FIELD}
+)
+"""An outbox message's number and text, by message id."""
 
 
 def item_id(value: str) -> str:
@@ -196,5 +242,56 @@ def message_from_document(document: Mapping[str, Any]) -> Message:
         text=document["text"],
         caller_name=document["caller_name"],
         patient_id=document["patient_id"],
+        status=document["status"],
+    )
+
+
+def call_number_to_document(
+    call_id: str, clinic_id: str, *, party: str, number: str, saved_at: dt.datetime
+) -> dict[str, Any]:
+    """A call's phone number's document (one per call and party), the number
+    (:data:`CALL_NUMBER_PHI`) as text to seal; read back with the store's point read.
+
+    Raises:
+        ValueError: ``saved_at`` is naive.
+    """
+    return {
+        "id": item_id(party),  # unique within the call's partition
+        "call_id": call_id,
+        "clinic_id": clinic_id,
+        "party": party,
+        "number": number,  # PHI
+        "saved_at": to_utc_iso(saved_at),
+    }
+
+
+def outbox_to_document(message: OutboxMessage) -> dict[str, Any]:
+    """An outbox message's document, its PHI (:data:`OUTBOX_PHI`) as text to seal.
+
+    Raises:
+        ValueError: ``message.created_at`` is naive.
+    """
+    return {
+        "id": item_id(message.message_id),
+        "message_id": message.message_id,
+        "clinic_id": message.clinic_id,
+        "call_id": message.call_id,
+        "created_at": to_utc_iso(message.created_at),
+        "to_number": message.to_number,  # PHI
+        "text": message.text,  # PHI
+        "status": message.status,
+    }
+
+
+def outbox_from_document(document: Mapping[str, Any]) -> OutboxMessage:
+    """The outbox message a document written by :func:`outbox_to_document` describes
+    (PHI opened), its time in UTC."""
+    return OutboxMessage(
+        message_id=document["message_id"],
+        clinic_id=document["clinic_id"],
+        call_id=document["call_id"],
+        created_at=from_utc_iso(document["created_at"]),
+        to_number=document["to_number"],
+        text=document["text"],
         status=document["status"],
     )

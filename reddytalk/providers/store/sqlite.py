@@ -7,8 +7,9 @@ append-only table (triggers in the schema refuse updates and deletes).
 PHI is sealed by :class:`~reddytalk.phi.PhiCipher` before it reaches the file and
 opened after it is read, each value bound to its clinic, field and record: a call's
 transcript and tool calls (arguments and results, as one JSON document: what the
-policy records may grow), a message's text and caller name. Times, ids, outcomes and
-turn timings stay readable; so do the audit trail (ids only) and clinics (not PHI).
+policy records may grow), a message's text and caller name, a call's phone numbers, an
+outbox message's number and text. Times, ids, outcomes and turn timings stay readable;
+so do the audit trail (ids only) and clinics (not PHI).
 
 Each method runs its SQL in a worker thread through :meth:`SqliteDb.run`.
 """
@@ -22,13 +23,22 @@ import sqlite3
 from typing import Any
 
 from reddytalk.phi.cipher import PhiCipher
-from reddytalk.ports import AuditEvent, CallRecord, Message
+from reddytalk.ports import AuditEvent, CallRecord, Message, OutboxMessage
 from reddytalk.providers.store.sqlite_db import SqliteDb, from_utc_iso, to_utc_iso
+from reddytalk.providers.store.sqlite_texts import (
+    CALL_NUMBER_FIELD,
+    OUTBOX_NUMBER_FIELD,
+    OUTBOX_TEXT_FIELD,
+    SealedTexts,
+)
 from reddytalk.scheduling.model import AppointmentType, Clinic, OpeningHours, Provider
 
 __all__ = [
     "CALLER_NAME_FIELD",
+    "CALL_NUMBER_FIELD",
     "MESSAGE_TEXT_FIELD",
+    "OUTBOX_NUMBER_FIELD",
+    "OUTBOX_TEXT_FIELD",
     "SEALED_FIELDS",
     "TOOL_CALLS_FIELD",
     "TRANSCRIPT_FIELD",
@@ -41,8 +51,12 @@ TRANSCRIPT_FIELD = "call.transcript"
 TOOL_CALLS_FIELD = "call.tool_calls"
 MESSAGE_TEXT_FIELD = "message.text"
 CALLER_NAME_FIELD = "message.caller_name"
-SEALED_FIELDS = (TRANSCRIPT_FIELD, TOOL_CALLS_FIELD, MESSAGE_TEXT_FIELD, CALLER_NAME_FIELD)
-"""The cipher's field names of what this store seals (each bound to the call or message id)."""
+SEALED_FIELDS = (
+    TRANSCRIPT_FIELD, TOOL_CALLS_FIELD, MESSAGE_TEXT_FIELD, CALLER_NAME_FIELD,
+    CALL_NUMBER_FIELD, OUTBOX_NUMBER_FIELD, OUTBOX_TEXT_FIELD,
+)  # fmt: skip
+"""The cipher's field names of what this store seals (each bound to its record: the call,
+the message, ``<call id>/<party>`` for a call's number, the outbox message)."""
 
 # ITU-T E.164: a plus, then up to 15 digits, the first not zero.
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
@@ -59,6 +73,7 @@ class SqliteStore:
     def __init__(self, *, db: SqliteDb, cipher: PhiCipher) -> None:
         self._db = db
         self._cipher = cipher
+        self._texts = SealedTexts(db=db, cipher=cipher)
 
     def __repr__(self) -> str:
         return "SqliteStore()"
@@ -274,6 +289,36 @@ class SqliteStore:
             conn.execute("DELETE FROM claims WHERE claim_key = ?", (key,))
 
         await self._db.run(work)
+
+    async def save_call_number(
+        self, call_id: str, clinic_id: str, *, party: str, number: str
+    ) -> None:
+        """Keep a phone number for the call (sealed); the same party again replaces it.
+
+        Raises:
+            ValueError: ``number`` is not E.164 (its value is not named).
+            ProviderError: The file or the cipher's keys failed.
+        """
+        if not _E164.fullmatch(number):
+            raise ValueError("a call's number must be E.164")
+        await self._texts.save_call_number(call_id, clinic_id, party=party, number=number)
+
+    async def get_call_number(self, call_id: str, clinic_id: str, *, party: str) -> str | None:
+        """The number kept for the call and party at this clinic, or None."""
+        return await self._texts.get_call_number(call_id, clinic_id, party=party)
+
+    async def add_to_outbox(self, message: OutboxMessage) -> bool:
+        """Keep a text message; False (and nothing changed) if its id is kept already.
+
+        Raises:
+            ValueError: ``message.created_at`` is naive.
+            ProviderError: The file or the cipher's keys failed.
+        """
+        return await self._texts.add_to_outbox(message)
+
+    async def list_outbox(self, clinic_id: str) -> list[OutboxMessage]:
+        """The clinic's outbox, oldest first."""
+        return await self._texts.list_outbox(clinic_id)
 
     async def audit_trail(self, call_id: str) -> list[AuditEvent]:
         """The audit records of one call, in the order they were appended."""

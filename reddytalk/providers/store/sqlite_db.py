@@ -1,10 +1,10 @@
 """One SQLite file shared by the embedded store and the embedded EHR.
 
-The file holds ReddyTalk's own records (clinics, phone numbers, calls, messages, audit)
-and the embedded schedule (patients, slots, appointments). One connection is
-opened with ``check_same_thread=False`` and every use of it is serialized by one
-``threading.Lock``, so the adapters can run their SQL in worker threads through
-:meth:`SqliteDb.run` without blocking the event loop.
+The file holds ReddyTalk's own records (clinics, phone numbers, calls, messages, audit,
+calls' numbers, the outbox of text messages) and the embedded schedule (patients, slots,
+appointments). One connection is opened with ``check_same_thread=False`` and every use
+of it is serialized by one ``threading.Lock``, so the adapters can run their SQL in
+worker threads through :meth:`SqliteDb.run` without blocking the event loop.
 
 Times are stored as fixed-width UTC ISO 8601 text
 (``2026-03-02T14:00:00.000000+00:00``), so text order is time order and range
@@ -42,6 +42,10 @@ SCHEMA_VERSION = 2
 2: PHI sealed by :class:`reddytalk.phi.PhiCipher`, patients found by a blind index, the
 ``data_keys`` table. 1 kept PHI in plaintext: such a file opens only for
 :func:`reddytalk.providers.store.sqlite_upgrade.seal_plaintext_store`.
+
+A table added to schema 2 later (``call_numbers``, ``outbox``) needs no new version: it
+is created ``IF NOT EXISTS`` whenever a file is opened, nothing existing changes shape,
+and code that predates it never reads it.
 """
 
 PLAINTEXT_SCHEMA_VERSION = 1
@@ -105,6 +109,28 @@ _SCHEMA: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS audit_by_call ON audit (call_id, seq)",
     _MESSAGES_TABLE,
     "CREATE INDEX IF NOT EXISTS messages_by_clinic ON messages (clinic_id, taken_at)",
+    # A call's phone numbers (the caller's; an identified patient's from the EHR), sealed
+    # (``number``), for texting a confirmation the caller asked for during the call.
+    """CREATE TABLE IF NOT EXISTS call_numbers (
+        call_id TEXT NOT NULL,
+        party TEXT NOT NULL,
+        clinic_id TEXT NOT NULL,
+        number TEXT NOT NULL,
+        saved_at TEXT NOT NULL,
+        PRIMARY KEY (call_id, party)
+    )""",
+    # Text messages the embedded profile keeps instead of sending; ``to_number`` and
+    # ``text`` are sealed.
+    """CREATE TABLE IF NOT EXISTS outbox (
+        message_id TEXT PRIMARY KEY,
+        clinic_id TEXT NOT NULL,
+        call_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        to_number TEXT NOT NULL,
+        text TEXT NOT NULL,
+        status TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS outbox_by_clinic ON outbox (clinic_id, created_at)",
     # Idempotency: at-least-once deliveries (Event Grid, callbacks) act once per key.
     """CREATE TABLE IF NOT EXISTS claims (
         claim_key TEXT PRIMARY KEY,
