@@ -18,9 +18,7 @@ incoming call context or the service's error text (which may echo either).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any, Self
 
 from azure.communication.callautomation import (
@@ -36,22 +34,15 @@ from azure.communication.callautomation import (
 )
 from azure.communication.callautomation.aio import CallAutomationClient
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import (
-    AzureError,
-    HttpResponseError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
 
 from reddytalk.errors import ProviderError
+from reddytalk.providers.azure_errors import provider_errors
 
 __all__ = ["AcsCallControl"]
 
 # The two formats ACS streams: "PCM 24K mono and PCM 16K mono, with the default being PCM 16K
 # mono" (audio-streaming quickstart).
 _AUDIO_FORMATS = {16_000: AudioFormat.PCM16_K_MONO, 24_000: AudioFormat.PCM24_K_MONO}
-_RETRYABLE_STATUSES = frozenset({408, 429})
-_SAFE_ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def _media_streaming_options(media_url: str, sample_rate_hz: int) -> MediaStreamingOptions:
@@ -76,35 +67,6 @@ def _connection_id(properties: CallConnectionProperties) -> str:
     if not properties.call_connection_id:
         raise ProviderError("ACS answer returned no call connection id", retryable=False)
     return properties.call_connection_id
-
-
-def _provider_error(action: str, error: AzureError) -> ProviderError:
-    """Map an azure-core error to a PHI-free ``ProviderError``.
-
-    408, 429 and 5xx answers and transport failures (``ServiceRequestError``: nothing sent or
-    connection refused; ``ServiceResponseError``: no usable answer) may succeed when retried;
-    other statuses will not. Only the status and a token-like ACS error code are kept.
-    """
-    if isinstance(error, HttpResponseError) and error.status_code is not None:
-        status = error.status_code
-        code = error.error.code if error.error is not None else None
-        detail = f"HTTP {status}"
-        if code and _SAFE_ERROR_CODE.fullmatch(code):
-            detail += f" ({code})"
-        retryable = status in _RETRYABLE_STATUSES or status >= 500
-        return ProviderError(f"ACS {action} failed: {detail}", retryable=retryable)
-    retryable = isinstance(error, ServiceRequestError | ServiceResponseError)
-    return ProviderError(f"ACS {action} failed: {type(error).__name__}", retryable=retryable)
-
-
-@contextmanager
-def _provider_errors(action: str) -> Iterator[None]:
-    try:
-        yield
-    except AzureError as error:
-        # ``from None``: the SDK's exception text may quote the request or the service's
-        # answer, either of which can hold PHI; the status and code are kept in ours.
-        raise _provider_error(action, error) from None
 
 
 class AcsCallControl:
@@ -164,7 +126,7 @@ class AcsCallControl:
             ProviderError: ACS refused or could not be reached.
         """
         media_streaming = _media_streaming_options(media_url, sample_rate_hz)
-        with _provider_errors("answer"):
+        with provider_errors("ACS", "answer"):
             properties = await self._client.answer_call(
                 incoming_call_context=incoming_call_context,
                 callback_url=callback_url,
@@ -176,7 +138,7 @@ class AcsCallControl:
 
     async def reject(self, *, incoming_call_context: str) -> None:
         """Decline a call nobody here should answer, reason ``none`` (the documented default)."""
-        with _provider_errors("reject"):
+        with provider_errors("ACS", "reject"):
             await self._client.reject_call(
                 incoming_call_context=incoming_call_context,
                 call_reject_reason=CallRejectReason.NONE,
@@ -188,7 +150,7 @@ class AcsCallControl:
         """Have ACS speak ``text`` to everyone in the call (the media stream failed)."""
         # Connection clients share the main client's pipeline: closing one would close it.
         connection = self._client.get_call_connection(call_connection_id)
-        with _provider_errors("play"):
+        with provider_errors("ACS", "play"):
             await connection.play_media(
                 TextSource(text=text, voice_name=voice_name), operation_context=operation_context
             )
@@ -199,7 +161,7 @@ class AcsCallControl:
         """Hand the call to an E.164 number; ACS then reports CallTransferAccepted/Failed."""
         source = self._source_caller_id
         connection = self._client.get_call_connection(call_connection_id)
-        with _provider_errors("transfer"):
+        with provider_errors("ACS", "transfer"):
             await connection.transfer_call_to_participant(
                 PhoneNumberIdentifier(to_phone_number),
                 operation_context=operation_context,
@@ -209,7 +171,7 @@ class AcsCallControl:
     async def hang_up(self, *, call_connection_id: str) -> None:
         """End the call for everyone (the SDK's ``terminate`` request)."""
         connection = self._client.get_call_connection(call_connection_id)
-        with _provider_errors("hang up"):
+        with provider_errors("ACS", "hang up"):
             await connection.hang_up(is_for_everyone=True)
 
     async def close(self) -> None:

@@ -24,8 +24,6 @@ challenge per host and port for the whole process, and a new vault should see th
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import ipaddress
 import json
 import secrets
 import socket
@@ -34,17 +32,14 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Self
 
 from aiohttp import web
 from azure.core.credentials import AccessToken
-from cryptography import x509
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from local_acs import TlsFiles, make_tls  # one loopback certificate maker (scripts/)
 
 __all__ = [
     "KEY_VAULT_SCOPE",
@@ -61,45 +56,6 @@ KEY_VAULT_SCOPE = "https://vault.azure.net/.default"
 _RESOURCE = "https://vault.azure.net"
 _LOOPBACK = "127.0.0.1"
 _ports_served: set[int] = set()
-
-
-@dataclass(frozen=True, slots=True)
-class TlsFiles:
-    """A PEM certificate (its own trust anchor) and its private key."""
-
-    cert_file: Path
-    key_file: Path
-
-
-def make_tls(folder: Path) -> TlsFiles:
-    """A self-signed certificate for 127.0.0.1, written into ``folder``."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _LOOPBACK)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(_LOOPBACK))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    files = TlsFiles(cert_file=folder / "cert.pem", key_file=folder / "key.pem")
-    files.cert_file.write_bytes(cert.public_bytes(Encoding.PEM))
-    files.key_file.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
-    return files
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,61 +31,24 @@ answers carry the data key.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any, Self
 from urllib.parse import urlsplit
 
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import (
-    AzureError,
-    HttpResponseError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
 from azure.keyvault.keys import KeyOperation, KeyType, KeyVaultKey, KeyVaultKeyIdentifier
 from azure.keyvault.keys.aio import KeyClient
 from azure.keyvault.keys.crypto import KeyWrapAlgorithm
 from azure.keyvault.keys.crypto.aio import CryptographyClient
 
 from reddytalk.errors import ProviderError
+from reddytalk.providers.azure_errors import provider_errors
 
 __all__ = ["KeyVaultKek"]
 
 _ALGORITHM = KeyWrapAlgorithm.rsa_oaep_256
 _RSA_TYPES = frozenset({KeyType.rsa, KeyType.rsa_hsm})
 _NEEDED_OPERATIONS = frozenset({KeyOperation.wrap_key, KeyOperation.unwrap_key})
-_RETRYABLE_STATUSES = frozenset({408, 429})
-_SAFE_ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-
-
-def _provider_error(action: str, error: AzureError) -> ProviderError:
-    """Map an azure-core error to a ``ProviderError`` (the same rule as for secrets).
-
-    408, 429, 5xx and transport failures are retryable. 400 is not: it is how Key Vault
-    answers an unwrap that its key cannot decrypt (``BadParameter``), a wrap that is not its
-    own. 401/403/404 are not either: a wrong identity, access policy or key version.
-    """
-    if isinstance(error, HttpResponseError) and error.status_code is not None:
-        status = error.status_code
-        code = error.error.code if error.error is not None else None
-        detail = f"HTTP {status}"
-        if code and _SAFE_ERROR_CODE.fullmatch(code):
-            detail += f" ({code})"
-        retryable = status in _RETRYABLE_STATUSES or status >= 500
-        return ProviderError(f"Key Vault {action} failed: {detail}", retryable=retryable)
-    retryable = isinstance(error, ServiceRequestError | ServiceResponseError)
-    return ProviderError(f"Key Vault {action} failed: {type(error).__name__}", retryable=retryable)
-
-
-@contextmanager
-def _provider_errors(action: str) -> Iterator[None]:
-    try:
-        yield
-    except AzureError as error:
-        # ``from None``: the SDK's message may quote the service's answer.
-        raise _provider_error(action, error) from None
 
 
 def _client_options(client_options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -186,7 +149,7 @@ class KeyVaultKek:
         async with KeyClient(
             identifier.vault_url, credential, **_client_options(client_options)
         ) as keys:
-            with _provider_errors("get key"):
+            with provider_errors("Key Vault", "get key"):
                 key = await keys.get_key(identifier.name, identifier.version)
         return cls(key=key, credential=credential, client_options=client_options)
 
@@ -205,7 +168,7 @@ class KeyVaultKek:
             ProviderError: The key version is outside its validity period (not retryable), or
                 the SDK fell back to the vault and that failed.
         """
-        with _provider_errors("wrap"):
+        with provider_errors("Key Vault", "wrap"):
             try:
                 result = await self._current.wrap_key(_ALGORITHM, data_key)
             except ValueError:
@@ -223,7 +186,7 @@ class KeyVaultKek:
             ProviderError: ``key_id`` is not a version of this key, or the vault could not
                 unwrap ``wrapped`` (not retryable); the vault is unreachable (retryable).
         """
-        with _provider_errors("unwrap"):
+        with provider_errors("Key Vault", "unwrap"):
             result = await self._client_for(key_id).unwrap_key(_ALGORITHM, wrapped)
         return result.key
 

@@ -23,60 +23,21 @@ or an error message; the SDK's body logging (``logging_enable``) is forced off.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import (
-    AzureError,
-    HttpResponseError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
 from azure.keyvault.secrets.aio import SecretClient
 
-from reddytalk.errors import ProviderError
+from reddytalk.providers.azure_errors import provider_errors
 from reddytalk.providers.secrets.env import check_secret_name
 
 __all__ = ["KeyVaultSecrets"]
-
-_RETRYABLE_STATUSES = frozenset({408, 429})
-_SAFE_ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-
-
-def _provider_error(action: str, error: AzureError) -> ProviderError:
-    """Map an azure-core error to a ``ProviderError`` that holds no value.
-
-    408, 429 and 5xx answers and transport failures (``ServiceRequestError``: not sent or
-    connection refused; ``ServiceResponseError``: no usable answer) may succeed when retried.
-    401/403 (identity or access policy), 400 and failures of the credential itself
-    (``ClientAuthenticationError`` without a status) will not until someone fixes the setup.
-    """
-    if isinstance(error, HttpResponseError) and error.status_code is not None:
-        status = error.status_code
-        code = error.error.code if error.error is not None else None
-        detail = f"HTTP {status}"
-        if code and _SAFE_ERROR_CODE.fullmatch(code):
-            detail += f" ({code})"
-        retryable = status in _RETRYABLE_STATUSES or status >= 500
-        return ProviderError(f"Key Vault {action} failed: {detail}", retryable=retryable)
-    retryable = isinstance(error, ServiceRequestError | ServiceResponseError)
-    return ProviderError(f"Key Vault {action} failed: {type(error).__name__}", retryable=retryable)
-
-
-@contextmanager
-def _provider_errors(action: str) -> Iterator[None]:
-    try:
-        yield
-    except AzureError as error:
-        # ``from None``: the SDK's message may quote the service's answer; ours keeps the
-        # status and the error code only.
-        raise _provider_error(action, error) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +119,7 @@ class KeyVaultSecrets:
         return cached
 
     async def _fetch(self, name: str) -> str | None:
-        with _provider_errors("get secret"):
+        with provider_errors("Key Vault", "get secret"):
             try:
                 secret = await self._client.get_secret(name)
             except ResourceNotFoundError:

@@ -33,54 +33,17 @@ Nothing here logs; no error carries a number, the text, or the service's error t
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 from azure.communication.sms import SmsSendResult
 from azure.communication.sms.aio import SmsClient
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import (
-    AzureError,
-    HttpResponseError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
 
 from reddytalk.errors import ProviderError
+from reddytalk.providers.azure_errors import is_retryable_status, provider_errors
 
 __all__ = ["AcsSmsSender"]
-
-_RETRYABLE_STATUSES = frozenset({408, 429})
-_SAFE_ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-
-
-def _is_retryable(status: int | None) -> bool:
-    return status is not None and (status in _RETRYABLE_STATUSES or status >= 500)
-
-
-def _provider_error(error: AzureError) -> ProviderError:
-    """A PHI-free ``ProviderError`` for an azure-core error: the status and a token-like
-    ACS error code only; 408, 429, 5xx and transport failures may succeed when retried."""
-    if isinstance(error, HttpResponseError) and error.status_code is not None:
-        status = error.status_code
-        code = error.error.code if error.error is not None else None
-        detail = f"HTTP {status}"
-        if code and _SAFE_ERROR_CODE.fullmatch(code):
-            detail += f" ({code})"
-        return ProviderError(f"ACS SMS send failed: {detail}", retryable=_is_retryable(status))
-    retryable = isinstance(error, ServiceRequestError | ServiceResponseError)
-    return ProviderError(f"ACS SMS send failed: {type(error).__name__}", retryable=retryable)
-
-
-@contextmanager
-def _provider_errors() -> Iterator[None]:
-    try:
-        yield
-    except AzureError as error:
-        # ``from None``: the SDK's exception text may quote the request or ACS's answer.
-        raise _provider_error(error) from None
 
 
 def message_id_of(results: Sequence[SmsSendResult]) -> str:
@@ -96,7 +59,7 @@ def message_id_of(results: Sequence[SmsSendResult]) -> str:
     if not result.successful:
         status = result.http_status_code
         raise ProviderError(
-            f"ACS SMS refused the recipient: HTTP {status}", retryable=_is_retryable(status)
+            f"ACS SMS refused the recipient: HTTP {status}", retryable=is_retryable_status(status)
         )
     if not result.message_id:
         raise ProviderError("ACS SMS answered no message id", retryable=False)
@@ -157,7 +120,7 @@ class AcsSmsSender:
             ProviderError: ACS refused (not retryable: a bad or blocked number, a sender
                 without SMS) or could not answer (retryable: 408, 429, 5xx, transport).
         """
-        with _provider_errors():
+        with provider_errors("ACS SMS", "send"):
             results = await self._client.send(
                 from_=from_number, to=to_number, message=text, enable_delivery_report=True
             )
