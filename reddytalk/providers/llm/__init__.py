@@ -1,0 +1,1 @@
+"""Language model adapters: Azure OpenAI chat completions, streamed."""
