@@ -173,6 +173,9 @@ param mediaWorkerCallsPerReplica int = 200
 ])
 param mediaWorkerCpu string = '1.0'
 
+@description('ElevenLabs voice id of the media worker (REDDYTALK_ELEVENLABS_VOICE_ID). Empty: the media worker speaks with espeak-ng (REDDYTALK_TTS=espeak). Set: it speaks with ElevenLabs (espeak-ng still speaks any sentence ElevenLabs fails or is late with), reading the API key from the Key Vault secret elevenlabs-api-key, which an administrator writes (the deployment never does); until then the media worker cannot start.')
+param elevenLabsVoiceId string = ''
+
 @description('Days Log Analytics keeps logs.')
 @minValue(30)
 @maxValue(730)
@@ -263,6 +266,10 @@ var vaultItems = {
 // The Key Vault secret holding ReddyTalk's client secret at the EHR: an administrator writes it
 // (the deployment never does), and the Functions app reads it at runtime with its identity.
 var fhirClientSecretVaultItem = 'fhir-client-secret'
+// The Key Vault secret holding the ElevenLabs API key: an administrator writes it (the deployment
+// never does), and the media worker reads it at start with its identity when elevenLabsVoiceId
+// is set.
+var elevenLabsApiKeyVaultItem = 'elevenlabs-api-key'
 var mediaWorkerRepository = 'reddytalk-media-worker'
 
 // ---------------------------------------------------------------------------------------------
@@ -546,6 +553,9 @@ module mediaWorker 'modules/media-worker.bicep' = {
     cosmosEndpoint: cosmos.outputs.endpoint
     cosmosDatabaseName: cosmos.outputs.databaseName
     kekId: keyVault.outputs.kekUri
+    keyVaultUri: keyVault.outputs.uri
+    elevenLabsVoiceId: elevenLabsVoiceId
+    elevenLabsApiKeyVaultItem: elevenLabsApiKeyVaultItem
     workspaceId: monitoring.outputs.workspaceId
   }
   dependsOn: [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +13,7 @@ from reddytalk.calls.service import Receptionist
 from reddytalk.calls.session import CallTuning
 from reddytalk.phi.cipher import PhiCipher
 from reddytalk.phi.local_kek import LocalKeyFile
-from reddytalk.ports import BackOffice, CallControl, CallStore, SmsSender
+from reddytalk.ports import BackOffice, CallControl, CallStore, SmsSender, TextToSpeech
 from reddytalk.providers.back_office.tools_api import ToolsApi
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.providers.seed import seed_demo
@@ -35,6 +35,7 @@ __all__ = [
     "build_phi_cipher",
     "build_receptionist",
     "build_sms_sender",
+    "build_tts",
     "build_token_verifier",
     "open_embedded_records",
     "rotate_embedded_kek",
@@ -129,6 +130,7 @@ async def build_receptionist(
         await seal_plaintext_store(records.db, records.cipher)
     store, ehr = records.store, records.ehr
     await seed_demo(store, ehr, today=clock().date())
+    closers: list[Callable[[], Awaitable[None]]] = []
     office: BackOffice
     if settings.tools_api_url:
         office = ToolsApi(base_url=settings.tools_api_url)
@@ -140,12 +142,13 @@ async def build_receptionist(
         store=store,
         office=office,
         stt=PocketsphinxSpeechToText(),
-        tts=EspeakTextToSpeech(voice=settings.voice),
+        tts=await build_tts(settings, on_close=closers),
         tuning=CallTuning(
             end_of_turn_silence_ms=settings.end_of_turn_silence_ms,
             barge_in_ms=settings.barge_in_ms,
         ),
         clock=clock,
+        on_close=lambda: _close_all(closers),
     )
 
 
@@ -162,17 +165,61 @@ async def _build_cloud_receptionist(
     from reddytalk.records import open_records
 
     records = await open_records(settings, now=clock, with_ehr=False)
+    closers: list[Callable[[], Awaitable[None]]] = [records.aclose]
     return Receptionist(
         store=records.store,
         office=ToolsApi(base_url=settings.tools_api_url),
-        stt=PocketsphinxSpeechToText(),  # the cloud voice engines are issue 5's
-        tts=EspeakTextToSpeech(voice=settings.voice),
+        stt=PocketsphinxSpeechToText(),  # Azure Speech is not wired in yet (issue 5)
+        tts=await build_tts(settings, on_close=closers),
         tuning=CallTuning(
             end_of_turn_silence_ms=settings.end_of_turn_silence_ms,
             barge_in_ms=settings.barge_in_ms,
         ),
         clock=clock,
-        on_close=records.aclose,
+        on_close=lambda: _close_all(closers),
+    )
+
+
+async def _close_all(closers: list[Callable[[], Awaitable[None]]]) -> None:
+    for close in reversed(closers):
+        await close()
+
+
+async def build_tts(
+    settings: Settings, *, on_close: list[Callable[[], Awaitable[None]]]
+) -> TextToSpeech:
+    """The receptionist's voice: espeak-ng, or ElevenLabs with espeak-ng speaking any
+    sentence ElevenLabs fails or is late with (its API key from the secrets port).
+
+    Raises:
+        ValueError: ElevenLabs is chosen without a voice or an API key.
+    """
+    local = EspeakTextToSpeech(voice=settings.voice)
+    if settings.tts == "espeak":
+        return local
+    from reddytalk.providers.tts.elevenlabs import ElevenLabsTextToSpeech
+    from reddytalk.providers.tts.fallback import CircuitBreaker, FallbackTextToSpeech
+    from reddytalk.records import open_credential, open_secrets
+
+    if not settings.elevenlabs_voice_id:
+        raise ValueError("REDDYTALK_ELEVENLABS_VOICE_ID is needed for the ElevenLabs voice")
+    credential = open_credential(settings, on_close) if settings.key_vault_url else None
+    secrets = await open_secrets(settings, credential, on_close)
+    api_key = await secrets.get(settings.elevenlabs_api_key_name)
+    if not api_key:
+        raise ValueError(f"no secret named {settings.elevenlabs_api_key_name!r} for ElevenLabs")
+    eleven = ElevenLabsTextToSpeech(
+        api_key=api_key,
+        voice_id=settings.elevenlabs_voice_id,
+        model_id=settings.elevenlabs_model_id,
+        base_url=settings.elevenlabs_base_url,
+    )
+    on_close.append(eleven.aclose)
+    return FallbackTextToSpeech(
+        eleven,
+        local,
+        first_audio_timeout_ms=settings.tts_first_audio_timeout_ms,
+        breaker=CircuitBreaker(),
     )
 
 

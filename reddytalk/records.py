@@ -25,7 +25,7 @@ from reddytalk.settings import Settings
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
-__all__ = ["Records", "open_records"]
+__all__ = ["Records", "open_credential", "open_records", "open_secrets"]
 
 
 def _utc_now() -> dt.datetime:
@@ -78,7 +78,7 @@ async def open_records(
             closers.append(_async(embedded.close))
             return Records(store=embedded.store, ehr=embedded.ehr, _closers=closers)
         if credential is None and _needs_credential(settings):
-            credential = _credential(settings, closers)
+            credential = open_credential(settings, closers)
         store = await _store(settings, credential, closers, now)
         ehr = await _ehr(settings, credential, closers, now) if with_ehr else None
         return Records(store=store, ehr=ehr, _closers=closers)
@@ -113,7 +113,7 @@ def _needs_credential(settings: Settings) -> bool:
     )
 
 
-def _credential(
+def open_credential(
     settings: Settings, closers: list[Callable[[], Awaitable[None]]]
 ) -> AsyncTokenCredential:
     from azure.identity.aio import DefaultAzureCredential

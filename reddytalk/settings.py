@@ -112,6 +112,15 @@ class Settings:
             the default credential chain's choice.
         environment_secrets: The ``REDDYTALK_SECRET_*`` variables (the embedded
             profile's secrets; never in repr).
+        tts: The receptionist's voice: ``espeak`` (local) or ``elevenlabs`` (with
+            espeak-ng speaking any sentence ElevenLabs fails or is late with).
+        elevenlabs_voice_id: The ElevenLabs voice.
+        elevenlabs_model_id: Its model (a low-latency one).
+        elevenlabs_base_url: Its API origin.
+        elevenlabs_api_key_name: The secret holding the API key (Key Vault in the
+            cloud, ``REDDYTALK_SECRET_<NAME>`` locally).
+        tts_first_audio_timeout_ms: How long the voice may take to its first audio
+            before the fallback speaks the sentence.
     """
 
     profile: str = "embedded"
@@ -149,6 +158,12 @@ class Settings:
     key_vault_ca_file: str = ""
     managed_identity_client_id: str = ""
     environment_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    tts: str = "espeak"
+    elevenlabs_voice_id: str = ""
+    elevenlabs_model_id: str = "eleven_flash_v2_5"
+    elevenlabs_base_url: str = "https://api.elevenlabs.io"
+    elevenlabs_api_key_name: str = "elevenlabs-api-key"
+    tts_first_audio_timeout_ms: int = 300
 
     @property
     def store_path(self) -> Path:
@@ -209,6 +224,14 @@ class Settings:
             kek_id=env.get("REDDYTALK_KEK_ID", ""),
             key_vault_ca_file=env.get("REDDYTALK_KEY_VAULT_CA_FILE", ""),
             managed_identity_client_id=env.get("REDDYTALK_MANAGED_IDENTITY_CLIENT_ID", ""),
+            tts=_choice(env, "REDDYTALK_TTS", "espeak", ("espeak", "elevenlabs")),
+            elevenlabs_voice_id=env.get("REDDYTALK_ELEVENLABS_VOICE_ID", ""),
+            elevenlabs_model_id=env.get("REDDYTALK_ELEVENLABS_MODEL_ID", "") or "eleven_flash_v2_5",
+            elevenlabs_base_url=env.get("REDDYTALK_ELEVENLABS_BASE_URL", "")
+            or "https://api.elevenlabs.io",
+            elevenlabs_api_key_name=env.get("REDDYTALK_ELEVENLABS_API_KEY_NAME", "")
+            or "elevenlabs-api-key",
+            tts_first_audio_timeout_ms=_int(env, "REDDYTALK_TTS_FIRST_AUDIO_MS", 300, 50, 3000),
             environment_secrets={
                 name: value for name, value in env.items() if name.startswith(SECRET_PREFIX)
             },

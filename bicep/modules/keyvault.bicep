@@ -1,5 +1,6 @@
-// Key Vault: the Functions app's secrets (read through Key Vault references) and the
-// key-encryption key (KEK) that wraps each clinic's data key (PHI at rest, envelope encryption).
+// Key Vault: the apps' secrets (the Functions app's, read through Key Vault references; the media
+// worker's ElevenLabs API key, read at start) and the key-encryption key (KEK) that wraps each
+// clinic's data key (PHI at rest, envelope encryption).
 // RBAC only (no access policies), soft delete and purge protection on: a deleted vault or key
 // can be recovered for 90 days and never purged early, so no one can destroy the KEK and with it
 // every clinic's records.

@@ -10,6 +10,8 @@
 //   drain for that to help (keep serving open calls after SIGTERM, refuse new ones).
 // - Health: startup, readiness and liveness probes on /healthz.
 // - Pulls its image with its managed identity (AcrPull); the registry has no admin user.
+// - Speaks with espeak-ng, or with ElevenLabs when given a voice id (its API key read from Key
+//   Vault at start with the managed identity).
 //
 // The container app is created only when an image is given (scripts/deploy's second step);
 // the environment and the app's address exist from the first step, so the Functions app can be
@@ -72,6 +74,15 @@ param cosmosDatabaseName string
 
 @description('Versionless id of the key-encryption key of the store PHI cipher (REDDYTALK_KEK_ID).')
 param kekId string
+
+@description('URI of the Key Vault the ElevenLabs API key is read from (REDDYTALK_KEY_VAULT_URL).')
+param keyVaultUri string
+
+@description('ElevenLabs voice id (REDDYTALK_ELEVENLABS_VOICE_ID); empty: the media worker speaks with espeak-ng.')
+param elevenLabsVoiceId string
+
+@description('Vault item holding the ElevenLabs API key, read at start (REDDYTALK_ELEVENLABS_API_KEY_NAME).')
+param elevenLabsApiKeyVaultItem string
 
 @description('ARM id of the Log Analytics workspace for diagnostics.')
 param workspaceId string
@@ -201,6 +212,26 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = if (!empty(image)) {
             {
               name: 'REDDYTALK_KEK_ID'
               value: kekId
+            }
+            // The voice: espeak-ng without an ElevenLabs voice id; with one, ElevenLabs (espeak-ng
+            // speaks any sentence it fails or is late with), its API key read at start from Key
+            // Vault with the app's identity. The key's setting is the secret's name, not a Key
+            // Vault reference. The model, base URL and first-audio timeout are the code's defaults.
+            {
+              name: 'REDDYTALK_TTS'
+              value: empty(elevenLabsVoiceId) ? 'espeak' : 'elevenlabs'
+            }
+            {
+              name: 'REDDYTALK_ELEVENLABS_VOICE_ID'
+              value: elevenLabsVoiceId
+            }
+            {
+              name: 'REDDYTALK_KEY_VAULT_URL'
+              value: keyVaultUri
+            }
+            {
+              name: 'REDDYTALK_ELEVENLABS_API_KEY_NAME'
+              value: elevenLabsApiKeyVaultItem
             }
             {
               name: 'REDDYTALK_MANAGED_IDENTITY_CLIENT_ID'

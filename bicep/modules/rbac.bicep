@@ -15,6 +15,8 @@
 //                         Cosmos DB Built-in Data Reader (data)         the clinics and numbers containers
 //                         Key Vault Crypto Service Encryption User      the KEK only (the store's PHI cipher
 //                                                                       opens it at start-up)
+//                         Key Vault Secrets User                        the vault (the ElevenLabs API key, read
+//                                                                       at start-up; see mediaWorkerSecrets)
 //   Event Grid topic      Storage Blob Data Contributor                 the dead-letter container
 //   ACS (system)          Cognitive Services User                       the Speech resource (ACS's own text to speech)
 //
@@ -248,6 +250,21 @@ resource mediaWorkerKek 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
       'Microsoft.Authorization/roleDefinitions',
       roles.keyVaultCryptoServiceEncryptionUser
     )
+    principalId: mediaWorkerPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The media worker reads one secret (the ElevenLabs API key). Scoped to the vault, not to that
+// secret: a role assignment on a secret needs the secret to exist when the deployment runs, and
+// an administrator writes it afterwards (the deployment never does). The cost: the identity
+// could also read the vault's other secrets (tools secret, ACS connection string, EHR client
+// secret).
+resource mediaWorkerSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, mediaWorkerPrincipalId, roles.keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
     principalId: mediaWorkerPrincipalId
     principalType: 'ServicePrincipal'
   }

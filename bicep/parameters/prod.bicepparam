@@ -33,6 +33,11 @@ param fhirTokenUrl = ''
 param fhirClientId = ''
 param fhirScope = ''
 
+// The media worker's voice. Empty: espeak-ng. An ElevenLabs voice id: ElevenLabs, after writing
+// its API key into the vault: az keyvault secret set --vault-name <KEY_VAULT_NAME>
+// --name elevenlabs-api-key --file <file>.
+param elevenLabsVoiceId = ''
+
 // Set by scripts/deploy for each of its steps. The defaults leave the media worker's container
 // app, the Event Grid subscription and both Key Vault secrets as they are.
 param mediaWorkerImage = readEnvironmentVariable('DEPLOY_MEDIA_WORKER_IMAGE', '')

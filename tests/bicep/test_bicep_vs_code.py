@@ -56,6 +56,10 @@ NOT_SET_IN_AZURE = {
     # Bicep creates the database and containers (bicep/modules/cosmos.bicep); the identities
     # may not.
     "REDDYTALK_COSMOS_CREATE_CONTAINERS",
+    # The ElevenLabs voice's tuning: the code's defaults are what Azure runs.
+    "REDDYTALK_ELEVENLABS_MODEL_ID",
+    "REDDYTALK_ELEVENLABS_BASE_URL",
+    "REDDYTALK_TTS_FIRST_AUDIO_MS",
     # The embedded profile's secrets (REDDYTALK_SECRET_<NAME>); in Azure they are in Key Vault.
     "REDDYTALK_SECRET_",
 }
@@ -230,6 +234,36 @@ def test_each_app_reaches_the_store_and_the_kek_with_its_own_identity() -> None:
     assert (kek, crypto) in _grants("functionsPrincipalId")
     assert ("vault", secrets) in _grants("functionsPrincipalId")  # the EHR client secret
     assert (kek, crypto) in _grants("mediaWorkerPrincipalId")
+    assert ("vault", secrets) in _grants("mediaWorkerPrincipalId")  # the ElevenLabs API key
+
+
+def test_the_media_worker_speaks_with_elevenlabs_only_when_given_a_voice() -> None:
+    main = parse(MAIN)
+    voice = main["parameters"]["elevenLabsVoiceId"]
+    assert voice["default"] == "", "the default voice is espeak-ng"
+    assert any(d["type"] == "description" for d in voice["decorators"])
+    params = body(main["modules"]["mediaWorker"]["config"])["params"]
+    assert params["elevenLabsVoiceId"] == "elevenLabsVoiceId"
+    assert params["keyVaultUri"] == _output("keyVault", "uri")
+    key_name = main["variables"][params["elevenLabsApiKeyVaultItem"]]["value"]
+    assert key_name == Settings.from_env({}).elevenlabs_api_key_name
+
+    settings = app_settings_in_bicep(MODULES / "media-worker.bicep")
+    assert settings["REDDYTALK_ELEVENLABS_VOICE_ID"] == "elevenLabsVoiceId"
+    assert settings["REDDYTALK_KEY_VAULT_URL"] == "keyVaultUri"
+    assert settings["REDDYTALK_ELEVENLABS_API_KEY_NAME"] == "elevenLabsApiKeyVaultItem"
+    # empty(elevenLabsVoiceId) ? 'espeak' : 'elevenlabs'
+    no_voice = {"function": {"type": "empty", "parameters": {"item_to_test": "elevenLabsVoiceId"}}}
+    assert settings["REDDYTALK_TTS"] == {
+        "operator": {
+            "type": "conditional",
+            "operands": {
+                "condition": no_voice,
+                "true_value": "espeak",
+                "false_value": "elevenlabs",
+            },
+        }
+    }
 
 
 def test_the_cloud_profile_is_what_azure_runs() -> None:
