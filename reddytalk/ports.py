@@ -7,10 +7,17 @@ tests use, and the cloud adapters implement the same shapes.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+# The chat events are a pure vocabulary (frozen dataclasses, no SDK); they belong with
+# the domain and should move here or to frames.py, with the adapter importing them.
+from reddytalk.chat_events import ChatEvent as ChatEvent
+from reddytalk.chat_events import Clause as Clause
+from reddytalk.chat_events import FirstTokenLate as FirstTokenLate
+from reddytalk.chat_events import InvalidToolCall as InvalidToolCall
+from reddytalk.chat_events import ToolCallRequest as ToolCallRequest
 from reddytalk.frames import PolicyOutput, Transcript
 from reddytalk.scheduling.model import Appointment, Clinic, Patient, Slot
 
@@ -21,6 +28,7 @@ __all__ = [
     "CallOffice",
     "CallRecord",
     "CallStore",
+    "ChatModel",
     "DialoguePolicy",
     "Ehr",
     "KeyEncryptionKey",
@@ -102,6 +110,25 @@ class DialoguePolicy(Protocol):
 
     def respond(self, heard: Transcript) -> AsyncIterator[PolicyOutput]:
         """React to one caller turn: text to say, tools called, end or transfer."""
+
+
+class ChatModel(Protocol):
+    """A language model that streams one chat completion with tools (Azure OpenAI).
+
+    Events come in the order :mod:`reddytalk.chat_events` documents; a failed
+    request or a broken stream raises ``ProviderError`` (``retryable`` if a retry may
+    help). Stopping the iteration closes the request.
+    """
+
+    def stream(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]],
+        deployment: str,
+    ) -> AsyncIterator[ChatEvent]:
+        """Stream the completion of ``messages`` by ``deployment``."""
+        ...
 
 
 class Ehr(Protocol):

@@ -87,12 +87,38 @@ class ReceptionistPolicy:
 
     async def respond(self, heard: Transcript) -> AsyncIterator[PolicyOutput]:
         """React to one caller turn."""
+        understood = False
+        async for output in self.respond_if_understood(heard):
+            understood = True
+            yield output
+        if not understood:
+            for output in self._not_understood():
+                yield output
+
+    def answer_emergency(self, text: str) -> list[PolicyOutput] | None:
+        """The answer to an emergency in ``text`` (and the call ends), or None."""
+        if (emergency := detect_emergency(text)) is None:
+            return None
+        self.state = S.ENDED
+        return [
+            Say(emergency.instruction),
+            self._tools.transfer_to_staff(reason=f"emergency_{emergency.kind.value}"),
+            TransferToStaff(reason="emergency"),
+        ]
+
+    def hand_back(self) -> None:
+        """Another policy answered the last turn: the question this one asked is moot,
+        so the caller's next words are taken as a new request."""
+        if self.state is not S.ENDED:
+            self.state, self._last_prompt = S.HOW_CAN_I_HELP, ""
+
+    async def respond_if_understood(self, heard: Transcript) -> AsyncIterator[PolicyOutput]:
+        """React to one caller turn it understood in the current state; yields nothing,
+        and changes nothing, for a turn it did not understand."""
         text = heard.text
-        if emergency := detect_emergency(text):
-            self.state = S.ENDED
-            yield Say(emergency.instruction)
-            yield self._tools.transfer_to_staff(reason=f"emergency_{emergency.kind.value}")
-            yield TransferToStaff(reason="emergency")
+        if (emergency := self.answer_emergency(text)) is not None:
+            for output in emergency:
+                yield output
             return
         intent = detect_intent(text)
         if intent is Intent.STAFF or (self.state is S.OFFER_STAFF and is_yes(text)):
@@ -120,16 +146,13 @@ class ReceptionistPolicy:
             S.ASK_MESSAGE: self._on_message,
             S.ASK_MESSAGE_NAME: self._on_message_name,
         }.get(self.state)
-        understood = False
         if handler is not None and text.strip():
+            understood = False
             async for output in handler(text, intent):
                 understood = True
                 yield output
-        if not understood:
-            for output in self._not_understood():
-                yield output
-        else:
-            self._misunderstood = 0
+            if understood:
+                self._misunderstood = 0
 
     def _not_understood(self) -> list[PolicyOutput]:
         self._misunderstood += 1

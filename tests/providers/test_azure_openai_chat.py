@@ -25,9 +25,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from reddytalk.errors import ProviderError
-from reddytalk.providers.llm.azure_openai import AzureOpenAIChat, build_messages
-from reddytalk.providers.llm.events import (
+from reddytalk.chat_events import (
     ChatEvent,
     Clause,
     ClauseCutter,
@@ -37,6 +35,8 @@ from reddytalk.providers.llm.events import (
     TextDelta,
     ToolCallRequest,
 )
+from reddytalk.errors import ProviderError
+from reddytalk.providers.llm.azure_openai import AzureOpenAIChat, build_messages
 from reddytalk.providers.llm.tool_schemas import receptionist_tools
 
 API_VERSION = "2024-10-21"

@@ -1,4 +1,4 @@
-"""Streamed chat completions from Azure OpenAI, as :mod:`~reddytalk.providers.llm.events`.
+"""Streamed chat completions from Azure OpenAI, as :mod:`~reddytalk.chat_events`.
 
 Through the ``openai`` package's ``AsyncAzureOpenAI``: ``POST
 {endpoint}/openai/deployments/{deployment}/chat/completions?api-version=…`` with
@@ -26,8 +26,7 @@ from typing import Any, cast
 import openai
 from openai.types.chat import ChatCompletionChunk
 
-from reddytalk.errors import ProviderError
-from reddytalk.providers.llm.events import (
+from reddytalk.chat_events import (
     ChatEvent,
     Clause,
     ClauseCutter,
@@ -38,6 +37,7 @@ from reddytalk.providers.llm.events import (
     ToolCallRequest,
     Usage,
 )
+from reddytalk.errors import ProviderError
 
 __all__ = ["AzureOpenAIChat", "build_messages", "provider_error"]
 

@@ -1,0 +1,189 @@
+"""The tiered receptionist against a loopback Azure OpenAI (the real ``openai`` SDK) with
+real tools over a seeded SQLite back office: which tier answers each turn, and what the
+model was sent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reddytalk.dialogue.tiered import HOLDING_PHRASE, Tier, TieredPolicy
+from reddytalk.frames import PolicyOutput, Say, ToolCall, Transcript, TransferToStaff
+from reddytalk.providers.llm.azure_openai import AzureOpenAIChat
+from reddytalk.providers.llm.tool_schemas import receptionist_tools
+from tests.dialogue.test_policy import BOOK_UNTIL_CONFIRM, Call, _call
+from tests.providers.test_azure_openai_chat import (
+    KEY,
+    ROLE,
+    LocalAzureOpenAI,
+    Pause,
+    Step,
+    _chunk,
+    _text,
+)
+from tests.providers.test_azure_openai_chat import (
+    _call as _tool_chunk,
+)
+
+FAST, COMPLEX = "gpt-4o-mini-fast", "gpt-4o-complex"
+
+
+class Scripted(LocalAzureOpenAI):
+    """Answers each request with the next script (a list of steps, or an HTTP status)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[list[Step] | int] = []
+
+    async def _answer(self, request: Any) -> Any:
+        script = self.scripts.pop(0) if self.scripts else [ROLE, _text("Okay."), _chunk({}, "stop")]
+        if isinstance(script, int):
+            self.status, self.steps = (script, {"code": "InternalServerError", "message": "x"}), []
+        else:
+            self.status, self.steps = None, script
+        return await super()._answer(request)
+
+    def deployments(self) -> list[str]:
+        return [r.path.split("/")[3] for r in self.requests]
+
+
+def _answer(*clauses: str) -> list[Step]:
+    return [ROLE, *(_text(c) for c in clauses), _chunk({}, "stop")]
+
+
+def _asks(name: str, arguments: dict[str, Any], call_id: str = "call_1") -> list[Step]:
+    return [ROLE, _tool_chunk(0, "", call_id=call_id, name=name),
+            _tool_chunk(0, json.dumps(arguments)), _chunk({}, "tool_calls")]  # fmt: skip
+
+
+Turns = Callable[[TieredPolicy], Awaitable[list[list[PolicyOutput]]]]
+
+
+@pytest.fixture
+def call(tmp_path: Path) -> Iterator[Call]:
+    with _call(tmp_path) as call:
+        yield call
+
+
+def _run(
+    call: Call, scripts: list[list[Step] | int], *turns: str, late_ms: float = 1000
+) -> tuple[Scripted, TieredPolicy, list[list[PolicyOutput]]]:
+    async def main() -> tuple[Scripted, TieredPolicy, list[list[PolicyOutput]]]:
+        async with Scripted() as server:
+            server.scripts = list(scripts)
+            chat = AzureOpenAIChat(endpoint=server.endpoint, api_key=KEY,
+                                   first_token_late_ms=late_ms)  # fmt: skip
+            async with chat:
+                policy = TieredPolicy(tools=call.tools, chat=chat,
+                                      tool_schemas=receptionist_tools(),
+                                      fast_deployment=FAST, complex_deployment=COMPLEX)  # fmt: skip
+                policy.greeting()
+                outputs = []
+                for turn in turns:
+                    outputs.append([o async for o in policy.respond(Transcript(turn))])
+            return server, policy, outputs
+
+    return asyncio.run(main())
+
+
+def _says(outputs: list[PolicyOutput]) -> list[str]:
+    return [o.text for o in outputs if isinstance(o, Say)]
+
+
+def test_confident_turns_never_reach_the_model(call: Call) -> None:
+    server, policy, turns = _run(call, [], *BOOK_UNTIL_CONFIRM, "yes please")
+    assert server.requests == []
+    assert policy.last_tier is Tier.DETERMINISTIC
+    assert [o.name for o in turns[-1] if isinstance(o, ToolCall)] == ["book"]
+
+
+def test_an_unexpected_question_goes_to_the_fast_model_clause_by_clause(call: Call) -> None:
+    script = _answer("We accept most major insurance plans, ", "including Aetna and Cigna. ",
+                     "Would you like to book a visit?")  # fmt: skip
+    server, policy, [turn] = _run(call, [script], "do you take aetna insurance")
+    assert server.deployments() == [FAST]
+    assert policy.last_tier is Tier.FAST
+    assert _says(turn) == ["We accept most major insurance plans,", "including Aetna and Cigna.",
+                           "Would you like to book a visit?"]  # fmt: skip
+    sent = server.requests[0].body
+    assert sent["tools"] == receptionist_tools()
+    roles = [m["role"] for m in sent["messages"]]
+    assert roles == ["system", "system", "assistant", "user"]  # stable prefix, greeting, turn
+    assert sent["messages"][-1]["content"] == "do you take aetna insurance"
+
+
+def test_a_read_tool_runs_through_the_tools_and_its_result_goes_back(call: Call) -> None:
+    find = {"day": "2026-12-01", "part_of_day": "morning", "clock_time": None, "provider_id": None}
+    scripts = [_asks("find_slots", find), _answer("I have three openings that morning.")]
+    server, policy, [turn] = _run(call, scripts, "hmm what have you got on december first")
+    assert server.deployments() == [FAST, FAST]
+    [found] = [o for o in turn if isinstance(o, ToolCall)]
+    assert found.name == "find_slots" and len(found.result["slots"]) == 3
+    tool_message = server.requests[1].body["messages"][-1]
+    assert tool_message["role"] == "tool" and tool_message["tool_call_id"] == "call_1"
+    slots = json.loads(tool_message["content"])["slots"]
+    assert [s["slot_id"] for s in slots] == found.result["slots"]
+    assert _says(turn) == ["I have three openings that morning."]
+
+
+def test_a_write_escalates_and_a_refused_booking_is_explained_to_the_model(call: Call) -> None:
+    book = {"slot_id": "anything", "appointment_type": "checkup"}
+    scripts = [_asks("book", book), _asks("book", book, "call_2"),
+               _answer("I need to confirm who you are first.")]  # fmt: skip
+    server, policy, [turn] = _run(call, scripts, "just put me down for whatever is free")
+    assert server.deployments() == [FAST, COMPLEX, COMPLEX]
+    assert policy.last_tier is Tier.COMPLEX
+    assert [o for o in turn if isinstance(o, ToolCall)] == []  # nothing booked
+    answers = [m for m in server.requests[2].body["messages"] if m["role"] == "tool"]
+    assert [json.loads(m["content"]) for m in answers] == [
+        {"refused": "I couldn't find that time."}
+    ]
+    assert _says(turn) == ["I need to confirm who you are first."]
+
+
+def test_a_guardrail_refusal_goes_back_to_the_model(call: Call) -> None:
+    scripts = [_asks("upcoming_appointments", {}), _answer("First, what is your full name?")]
+    server, _, [turn] = _run(call, scripts, "when is my next visit again")
+    result = json.loads(server.requests[1].body["messages"][-1]["content"])
+    assert result == {"refused": "I need to confirm who you are first."}
+    assert _says(turn) == ["First, what is your full name?"]
+
+
+def test_several_constraints_at_once_start_on_the_complex_model(call: Call) -> None:
+    server, policy, _ = _run(
+        call, [_answer("Let me look.")], "hmm, dr patel, a checkup, tuesday morning at nine?"
+    )
+    assert server.deployments() == [COMPLEX]
+    assert policy.last_tier is Tier.COMPLEX
+
+
+def test_a_late_first_token_says_one_moment_once(call: Call) -> None:
+    script: list[Step] = [ROLE, Pause(0.25), _text("Sure. "), _text("We are open late."),
+                          _chunk({}, "stop")]  # fmt: skip
+    _, _, [turn] = _run(call, [script], "are you guys around after work", late_ms=50)
+    assert _says(turn) == [HOLDING_PHRASE, "Sure.", "We are open late."]
+
+
+def test_two_errors_fall_back_to_the_deterministic_policy(call: Call) -> None:
+    server, policy, [turn] = _run(call, [500, 500], "uh what about my thing")
+    assert server.deployments() == [FAST, FAST]
+    assert policy.last_tier is Tier.FALLBACK
+    assert _says(turn) and "didn't catch that" in _says(turn)[0]
+
+
+def test_one_error_is_retried(call: Call) -> None:
+    server, policy, [turn] = _run(call, [500, _answer("Happy to help.")], "uh what about it")
+    assert server.deployments() == [FAST, FAST]
+    assert policy.last_tier is Tier.FAST and _says(turn) == ["Happy to help."]
+
+
+def test_an_emergency_never_reaches_the_model(call: Call) -> None:
+    server, policy, [turn] = _run(call, [], "i have crushing chest pain and can't breathe")
+    assert server.requests == []
+    assert policy.last_tier is Tier.SAFETY
+    assert turn[-1] == TransferToStaff(reason="emergency")
