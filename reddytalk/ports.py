@@ -139,6 +139,9 @@ class Ehr(Protocol):
     ) -> Patient | None:
         """The patient with exactly this name and birth date, if any."""
 
+    async def get_patient(self, *, clinic_id: str, patient_id: str) -> Patient | None:
+        """The clinic's patient with this id, or None (unknown, or another clinic's)."""
+
     async def create_patient(
         self, *, clinic_id: str, given_name: str, family_name: str, birth_date: dt.date
     ) -> Patient:
@@ -283,9 +286,9 @@ class CallStore(Protocol):
     ) -> None:
         """Keep a phone number (E.164, PHI: sealed) for one call; again replaces it.
 
-        ``party`` says whose: ``caller`` (the number the call came from) or
-        ``patient:<patient_id>`` (the phone the EHR holds for a patient the call
-        identified). Only the call's own tools read it back, to text a confirmation.
+        ``party`` says whose: ``caller`` (the number the call came from). Only the
+        call's own tools read it back, to text a confirmation when the EHR has no phone
+        for the patient.
         """
 
     async def get_call_number(self, call_id: str, clinic_id: str, *, party: str) -> str | None:

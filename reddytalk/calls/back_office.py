@@ -83,26 +83,7 @@ class ClinicRecords:
         )
         found = f"Patient/{patient.patient_id}" if patient else "Patient"
         await self._audit("search", found, matched=str(patient is not None))
-        if patient is not None:
-            await self._keep_phone(patient)
         return patient
-
-    async def _keep_phone(self, patient: Patient) -> None:
-        """Keep the patient's phone from the EHR for this call (sealed), for a text
-        confirmation; the Ehr port reads no patient by id, so it is kept when found."""
-        if not patient.phone:
-            return
-        clinic = await self._store.get_clinic(self._clinic_id)
-        if clinic is None:
-            return
-        number = confirmations.as_e164(patient.phone, clinic_number=clinic.phone_number)
-        if number is None:  # not a number a text can go to
-            return
-        party = confirmations.patient_party(patient.patient_id)
-        await self._store.save_call_number(
-            self._call_id, self._clinic_id, party=party, number=number
-        )
-        await self._audit("create", f"CallNumber/{party}")
 
     async def register_patient(
         self, *, given_name: str, family_name: str, birth_date: dt.date
@@ -122,7 +103,6 @@ class ClinicRecords:
         )
         if existing is not None:  # a retried request, or a patient who forgot they are one
             await self._audit("search", f"Patient/{existing.patient_id}", matched="True")
-            await self._keep_phone(existing)
             return existing
         patient = await self._ehr.create_patient(
             clinic_id=self._clinic_id,
@@ -185,8 +165,8 @@ class ClinicRecords:
         refused for good).
 
         The caller of this class checks that the call ran that write for its patient.
-        The number is the patient's phone in the EHR, else the number the call came
-        from (:func:`confirmations.number_parties`); the text is composed here.
+        The number is the patient's phone in the EHR, read now (when it is one a text
+        can go to), else the number the call came from; the text is composed here.
 
         Raises:
             SchedulingError: There is no number to text.
@@ -201,7 +181,9 @@ class ClinicRecords:
         if not await self._store.claim(key):
             return False
         try:
-            found = await self._number_for(appointment.patient_id)
+            found = await self._number_for(
+                appointment.patient_id, clinic_number=clinic.phone_number
+            )
             if found is None:
                 raise SchedulingError(_NO_NUMBER)
         except (SchedulingError, ProviderError):
@@ -227,13 +209,19 @@ class ClinicRecords:
         )  # fmt: skip
         return True
 
-    async def _number_for(self, patient_id: str) -> tuple[str, str] | None:
-        """The number to text and whose it is (for the audit), best first."""
-        for party, whose in confirmations.number_parties(patient_id):
-            number = await self._store.get_call_number(self._call_id, self._clinic_id, party=party)
-            if number:
-                return number, whose
-        return None
+    async def _number_for(self, patient_id: str, *, clinic_number: str) -> tuple[str, str] | None:
+        """The number to text and whose it is (for the audit): the patient's phone in
+        the EHR (what the patient gave the clinic), else the number the call came from."""
+        patient = await self._ehr.get_patient(clinic_id=self._clinic_id, patient_id=patient_id)
+        await self._audit("read", f"Patient/{patient_id}", found=str(patient is not None))
+        if patient is not None and patient.phone:
+            number = confirmations.as_e164(patient.phone, clinic_number=clinic_number)
+            if number is not None:  # else not a number a text can go to
+                return number, confirmations.PATIENT_PHONE
+        caller = await self._store.get_call_number(
+            self._call_id, self._clinic_id, party=confirmations.CALLER
+        )
+        return (caller, confirmations.CALLER_NUMBER) if caller else None
 
     async def keep_record(self, record: CallRecord) -> None:
         """Store the call's record (the conversation's account replaces a stub the

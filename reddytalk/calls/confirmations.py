@@ -5,7 +5,8 @@ the caller is asked for consent after the write succeeded (the workflow has ende
 then), and the number must stay out of Durable's history, which is not encrypted
 (workflow inputs and results are kept there). So the back office sends the text when
 the caller says yes, from the appointment the write returned, to a number it finds
-itself (:func:`number_parties`), and claims :func:`confirmation_key` in the store
+itself (the patient's phone, read from the EHR when the text is sent, else the number
+the call came from), and claims :func:`confirmation_key` in the store
 first, so one change of one call is texted once.
 
 SMS is not a secure channel: the text names the clinic, the provider, the day and the
@@ -27,12 +28,12 @@ from reddytalk.workflows.booking import (
 
 __all__ = [
     "CALLER",
+    "CALLER_NUMBER",
     "CHANGES",
+    "PATIENT_PHONE",
     "as_e164",
     "confirmation_key",
     "confirmation_text",
-    "number_parties",
-    "patient_party",
 ]
 
 CALLER = "caller"
@@ -52,16 +53,10 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def patient_party(patient_id: str) -> str:
-    """The party of the phone the EHR holds for ``patient_id``."""
-    return f"patient:{patient_id}"
-
-
-def number_parties(patient_id: str) -> tuple[tuple[str, str], ...]:
-    """Where to look for the number, best first, each with the name the audit gives it:
-    the patient's phone in the EHR (what the patient gave the clinic), else the number
-    the call came from."""
-    return ((patient_party(patient_id), "patient_phone"), (CALLER, "caller_number"))
+PATIENT_PHONE = "patient_phone"
+"""The audit's name for the patient's phone in the EHR (read at send time)."""
+CALLER_NUMBER = "caller_number"
+"""The audit's name for the number the call came from (kept sealed for the call)."""
 
 
 def confirmation_key(call_id: str, workflow: str, appointment_id: str) -> str:

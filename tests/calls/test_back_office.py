@@ -610,26 +610,30 @@ def _outbox(env: Env) -> list[Any]:
     return asyncio.run(env.store.list_outbox(DEMO_CLINIC_ID))
 
 
-def test_an_identified_patients_phone_is_kept_for_the_call_and_audited(env: Env) -> None:
+def test_identifying_a_patient_keeps_no_copy_of_their_phone(env: Env) -> None:
     maria = asyncio.run(env.ehr.add_patient(clinic_id=DEMO_CLINIC_ID, phone="(555) 010-0177",
                                             **MARIA))  # fmt: skip
     records = env.records()
 
     assert asyncio.run(records.find_patient(**MARIA)) == maria
-    assert asyncio.run(records.find_patient(**ROBERT)) is not None  # no phone in the EHR
+    assert asyncio.run(records.register_patient(**MARIA)) == maria
 
-    party = f"patient:{maria.patient_id}"
-    stored = env.store.get_call_number(CALL_ID, DEMO_CLINIC_ID, party=party)
-    assert asyncio.run(stored) == "+15550100177"
-    assert ("create", f"CallNumber/{party}", {}) in env.audit()
-    assert [a for a, r, _ in env.audit() if r.startswith("CallNumber/")] == ["create"]
-
-
-def test_a_phone_no_text_can_reach_is_not_kept(env: Env) -> None:
-    maria = asyncio.run(env.ehr.add_patient(clinic_id=DEMO_CLINIC_ID, phone="ext. 42", **MARIA))
-    asyncio.run(env.records().register_patient(**MARIA))  # an existing patient, found
     party = f"patient:{maria.patient_id}"
     assert asyncio.run(env.store.get_call_number(CALL_ID, DEMO_CLINIC_ID, party=party)) is None
+    assert [r for _, r, _ in env.audit() if r.startswith("CallNumber/")] == []
+
+
+def test_a_phone_no_text_can_reach_gives_way_to_the_callers_number(env: Env) -> None:
+    asyncio.run(env.ehr.add_patient(clinic_id=DEMO_CLINIC_ID, phone="ext. 42", **MARIA))
+    _keep_caller_number(env)
+    office = env.back_office().for_call(call_id=CALL_ID, clinic_id=DEMO_CLINIC_ID, call_token=None)
+    name, data = _book(env, office, MARIA)
+
+    assert asyncio.run(office.send_confirmation(BOOK_APPOINTMENT, instance_id=name, data=data))
+
+    [text] = _outbox(env)
+    assert text.to_number == CALLER_NUMBER
+    assert [d["number"] for a, _, d in env.audit() if a == "send"] == ["caller_number"]
 
 
 def test_a_confirmation_goes_to_the_callers_number_once(
@@ -669,6 +673,19 @@ def test_the_ehr_phone_wins_over_the_callers_number(env: Env) -> None:
     [text] = _outbox(env)
     assert text.to_number == "+15550100177"
     assert [d["number"] for a, _, d in env.audit() if a == "send"] == ["patient_phone"]
+    patient = f"Patient/{data['patient_id']}"
+    assert ("read", patient, {"found": "True"}) in env.audit()  # read from the EHR to send
+
+
+def test_the_ehr_phone_is_texted_in_e164(env: Env) -> None:
+    asyncio.run(env.ehr.add_patient(clinic_id=DEMO_CLINIC_ID, phone="(555) 010-0177", **MARIA))
+    office = env.back_office().for_call(call_id=CALL_ID, clinic_id=DEMO_CLINIC_ID, call_token=None)
+    name, data = _book(env, office, MARIA)
+
+    assert asyncio.run(office.send_confirmation(BOOK_APPOINTMENT, instance_id=name, data=data))
+
+    [text] = _outbox(env)
+    assert text.to_number == "+15550100177"
 
 
 def test_only_a_change_this_call_made_for_its_patient_is_texted(env: Env) -> None:

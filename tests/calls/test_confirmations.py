@@ -14,7 +14,6 @@ from reddytalk.calls.confirmations import (
     as_e164,
     confirmation_key,
     confirmation_text,
-    number_parties,
 )
 from reddytalk.providers.seed import DEMO_PHONE_NUMBER, demo_clinic
 from reddytalk.scheduling.model import Appointment
@@ -87,11 +86,6 @@ def test_each_change_of_each_call_has_its_own_key() -> None:
         for appointment in ("a1", "a2")
     }
     assert len(keys) == 8
-
-
-def test_the_ehr_phone_comes_before_the_callers_number() -> None:
-    assert [whose for _, whose in number_parties("pat-1")] == ["patient_phone", "caller_number"]
-    assert [party for party, _ in number_parties("pat-1")] == ["patient:pat-1", "caller"]
 
 
 @pytest.mark.parametrize(

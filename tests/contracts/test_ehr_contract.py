@@ -134,6 +134,21 @@ def test_find_patient_matches_names_in_any_case_and_spacing_and_the_exact_birth_
     ehr_backend.run(scenario)
 
 
+def test_get_patient_reads_the_clinics_patient_by_id(ehr_backend: EhrBackend) -> None:
+    async def scenario(ehr: ContractEhr) -> None:
+        linda = await _find(ehr, LINDA)
+        assert linda is not None
+        got = await ehr.get_patient(clinic_id=DEMO_CLINIC_ID, patient_id=linda.patient_id)
+        assert got == linda
+        for unknown in ("no-such-patient", "", "../Organization", "a/b"):
+            assert await ehr.get_patient(clinic_id=DEMO_CLINIC_ID, patient_id=unknown) is None
+        assert (
+            await ehr.get_patient(clinic_id="no-such-clinic", patient_id=linda.patient_id) is None
+        )
+
+    ehr_backend.run(scenario)
+
+
 def test_create_patient_returns_the_one_with_this_identity_else_registers_one(
     ehr_backend: EhrBackend,
 ) -> None:
@@ -181,6 +196,10 @@ def test_patients_are_their_clinics_own(ehr_backend: EhrBackend) -> None:
         assert ours is not None and theirs.patient_id != ours.patient_id
         assert await _find(ehr, LINDA, clinic_id="other-clinic") == theirs
         assert await _find(ehr, ROBERT, clinic_id="other-clinic") is None
+        for clinic_id, patient in ((DEMO_CLINIC_ID, theirs), ("other-clinic", ours)):
+            assert await ehr.get_patient(clinic_id=clinic_id, patient_id=patient.patient_id) is None
+        got = await ehr.get_patient(clinic_id="other-clinic", patient_id=theirs.patient_id)
+        assert got == theirs
         slot = (await _free(ehr))[0]
         with pytest.raises(SchedulingError, match="patient record"):
             await _book(ehr, slot.slot_id, theirs.patient_id, "theirs-1")

@@ -214,7 +214,8 @@ def test_booking_call_books_the_slot_the_caller_heard_read_back(
     assert tools.count("book") == 1 and "verify_identity" in tools
     assert report.hung_up_by == "receptionist"
     with open_embedded_records(Settings(data_dir=call.data_dir)) as records:
-        found = asyncio.run(records.ehr.get_patient(appointment["patient_id"]))
+        found = asyncio.run(records.ehr.get_patient(
+            clinic_id=DEMO_CLINIC_ID, patient_id=appointment["patient_id"]))  # fmt: skip
         booked_for = None if found is None else (found.given_name, found.family_name)
     with sqlite3.connect(call.data_dir / "reddytalk.sqlite3") as db:
         slot = db.execute(

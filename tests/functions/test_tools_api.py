@@ -486,6 +486,8 @@ def test_a_confirmation_is_texted_once_to_the_callers_number(
 def test_the_media_workers_client_texts_to_the_ehr_phone(
     run_stack: Callable[..., None], tmp_path: Path
 ) -> None:
+    seen: dict[str, str] = {}
+
     async def scenario(stack: Stack) -> None:
         await stack.ehr.add_patient(
             clinic_id=DEMO_CLINIC_ID, given_name="Maria", family_name="Garcia",
@@ -499,6 +501,7 @@ def test_the_media_workers_client_texts_to_the_ehr_phone(
                 given_name="Maria", family_name="Garcia", birth_date=dt.date(1985, 4, 2)
             )
             assert maria is not None
+            seen.update(call_id=call_id, patient_id=maria.patient_id)
             slot = await stack.free_slot()
             data = {"call_id": call_id, "clinic_id": DEMO_CLINIC_ID, "slot_id": slot.slot_id,
                     "patient_id": maria.patient_id, "appointment_type": "checkup"}  # fmt: skip
@@ -522,3 +525,13 @@ def test_the_media_workers_client_texts_to_the_ehr_phone(
     run_stack(scenario)
     [text] = _outbox(tmp_path)
     assert text.to_number == "+15550100177"  # the EHR's phone, not the caller's
+    assert asyncio.run(
+        _kept_number(tmp_path, seen["call_id"], f"patient:{seen['patient_id']}")
+    ) is (
+        None  # read from the EHR when sent, never copied into the store
+    )
+
+
+async def _kept_number(tmp_path: Path, call_id: str, party: str) -> str | None:
+    with open_embedded_records(Settings(data_dir=tmp_path)) as records:
+        return await records.store.get_call_number(call_id, DEMO_CLINIC_ID, party=party)

@@ -135,7 +135,10 @@ def test_seed_creates_the_demo_clinic_schedule_and_patients(seeded: Env) -> None
     assert isinstance(busy, int)
     assert 0.15 * SEEDED_SLOTS < busy < 0.35 * SEEDED_SLOTS
     ids = [row[0] for row in seeded.rows("SELECT patient_id FROM patients")]
-    patients = [asyncio.run(seeded.ehr.get_patient(patient_id)) for patient_id in ids]
+    patients = [
+        asyncio.run(seeded.ehr.get_patient(clinic_id=DEMO_CLINIC_ID, patient_id=patient_id))
+        for patient_id in ids
+    ]
     assert sorted((p.given_name, p.family_name, p.birth_date) for p in patients if p) == [
         ("Emily", "Davis", dt.date(1985, 6, 10)),
         ("Linda", "Wilson", dt.date(1975, 7, 4)),

@@ -77,10 +77,9 @@ class EmbeddedEhr:
             birth_date=birth_date,
         )  # fmt: skip
 
-    async def get_patient(self, patient_id: str) -> Patient | None:
-        """The patient with this id, or None (for scripts and tests; calls find patients
-        by identity)."""
-        return await self._patients.get(patient_id)
+    async def get_patient(self, *, clinic_id: str, patient_id: str) -> Patient | None:
+        """The clinic's patient with this id, or None (unknown, or another clinic's)."""
+        return await self._patients.get(clinic_id=clinic_id, patient_id=patient_id)
 
     async def create_patient(
         self, *, clinic_id: str, given_name: str, family_name: str, birth_date: dt.date

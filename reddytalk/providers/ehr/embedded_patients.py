@@ -126,12 +126,13 @@ class SealedPatients:
             phone=await open_(_PHONE),
         )
 
-    async def get(self, patient_id: str) -> Patient | None:
-        """The patient with this id, opened, or None."""
+    async def get(self, *, clinic_id: str, patient_id: str) -> Patient | None:
+        """The clinic's patient with this id, opened, or None."""
 
         def work(conn: sqlite3.Connection) -> sqlite3.Row | None:
             row: sqlite3.Row | None = conn.execute(
-                "SELECT * FROM patients WHERE patient_id = ?", (patient_id,)
+                "SELECT * FROM patients WHERE patient_id = ? AND clinic_id = ?",
+                (patient_id, clinic_id),
             ).fetchone()
             return row
 

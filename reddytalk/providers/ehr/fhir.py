@@ -32,6 +32,8 @@ Operations:
   "starts with, case- and accent-insensitive": it cannot express that, and ``given``
   cannot match "Mary Ann" against ``given: [Mary, Ann]``. Names stay out of the URL.
   The earliest ``meta.lastUpdated`` wins when two records share an identity.
+- ``get_patient``: ``Patient/{id}``, the clinic's only if its ``managingOrganization`` is
+  the clinic's Organization (as ``find_patient`` scopes); 404/410 → None.
 - ``create_patient``: find (so patients the clinic registered count), else a
   conditional create (``If-None-Exist: identifier=<identity>``): a retry or a race of
   ours creates one Patient. A patient registered by staff in the same instant is not
@@ -82,6 +84,8 @@ from reddytalk.providers.ehr.fhir_mapping import (
     appointment_resource,
     identity_digest,
     instant,
+    is_logical_id,
+    is_managed_by,
     is_offerable,
     key_digest,
     matching_name,
@@ -174,6 +178,16 @@ class FhirEhr:
             return None
         _, _, patient, name = min(found, key=lambda f: (f[0], f[1]))
         return patient_of(patient, name)
+
+    async def get_patient(self, *, clinic_id: str, patient_id: str) -> Patient | None:
+        """The clinic's patient with this id, or None (unknown, or another clinic's)."""
+        directory = await self.directory.clinic(clinic_id)
+        if directory is None or not is_logical_id(patient_id):
+            return None
+        patient = await self.client.read("Patient", patient_id)
+        if patient is None or not is_managed_by(patient, directory.organization_id):
+            return None
+        return patient_of(patient)
 
     async def create_patient(
         self, *, clinic_id: str, given_name: str, family_name: str, birth_date: dt.date
@@ -302,8 +316,7 @@ class FhirEhr:
         refuse_past(slot, now)
         directory, entry = place
         patient = await self.client.read("Patient", patient_id)
-        home = ref_id((patient or {}).get("managingOrganization"), "Organization")
-        if home != directory.organization_id:
+        if patient is None or not is_managed_by(patient, directory.organization_id):
             raise SchedulingError("I couldn't find your patient record.")
 
         try:

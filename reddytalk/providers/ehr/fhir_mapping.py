@@ -25,6 +25,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ __all__ = [
     "identifier_value",
     "identity_digest",
     "instant",
+    "is_logical_id",
+    "is_managed_by",
     "is_offerable",
     "key_digest",
     "matching_name",
@@ -89,6 +92,7 @@ TIMEZONE_URL = "http://hl7.org/fhir/StructureDefinition/timezone"
 """FHIR extensions pack's IANA time zone code, on the clinic's Organization."""
 
 Json = dict[str, Any]
+_LOGICAL_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 def _name_key(name: str) -> str:
@@ -164,6 +168,17 @@ def ref_id(reference: object, resource_type: str) -> str | None:
     if len(parts) >= 2 and parts[-2] == resource_type and parts[-1]:
         return parts[-1]
     return None
+
+
+def is_logical_id(value: str) -> bool:
+    """Whether ``value`` can be a FHIR logical id (R4 ``id``: ``[A-Za-z0-9-.]{1,64}``), so
+    it names one resource in a ``[type]/[id]`` path and nothing else."""
+    return _LOGICAL_ID.fullmatch(value) is not None
+
+
+def is_managed_by(patient: Mapping[str, Any], organization_id: str) -> bool:
+    """Whether the Patient's ``managingOrganization`` is this Organization (its clinic)."""
+    return ref_id(patient.get("managingOrganization"), "Organization") == organization_id
 
 
 def identifier_value(resource: Mapping[str, Any], system: str) -> str | None:
