@@ -113,6 +113,10 @@ class TurnTimings:
     first_tts_audio_ms: float | None = None
     first_frame_sent_ms: float | None = None
     was_interrupted: bool = False
+    tier: str | None = None
+    """Who answered the turn (the policy's ``last_tier``)."""
+    resumed: bool = False
+    """The turn was a false interruption (no words): the cut answer was said again."""
 
     def stage_durations_ms(self) -> dict[str, float | None]:
         """Each stage as a duration from the end of the caller's speech."""

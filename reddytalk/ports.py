@@ -88,8 +88,11 @@ class SpeechRecognizer(Protocol):
 class SpeechToText(Protocol):
     """Creates recognizers, one per call."""
 
-    async def open(self, *, sample_rate_hz: int) -> SpeechRecognizer:
-        """A recognizer for a stream at ``sample_rate_hz``, ready for the first turn."""
+    async def open(
+        self, *, sample_rate_hz: int, languages: Sequence[str] = ("en-US",)
+    ) -> SpeechRecognizer:
+        """A recognizer for a stream at ``sample_rate_hz``, ready for the first turn;
+        several ``languages``: the one the caller speaks is identified at the start."""
 
 
 class TextToSpeech(Protocol):
@@ -110,6 +113,15 @@ class DialoguePolicy(Protocol):
 
     def respond(self, heard: Transcript) -> AsyncIterator[PolicyOutput]:
         """React to one caller turn: text to say, tools called, end or transfer."""
+
+    @property
+    def last_tier(self) -> str | None:
+        """Who answered the last turn (``safety``, ``deterministic``, ``fast``, ...)."""
+
+    def reply_interrupted(self, *, ending_dropped: bool) -> None:
+        """The caller talked over the last reply before all of it was heard: a write or
+        an end the policy still holds back must not run; ``ending_dropped``: the call's
+        end (the goodbye) was not heard, so the call goes on."""
 
 
 class ChatModel(Protocol):

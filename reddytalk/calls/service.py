@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
@@ -22,12 +23,18 @@ from reddytalk.ports import (
     CallOffice,
     CallRecord,
     CallStore,
+    DialoguePolicy,
     SpeechToText,
     TextToSpeech,
 )
 from reddytalk.scheduling.model import Clinic
 
-__all__ = ["Receptionist"]
+__all__ = ["PolicyFactory", "Receptionist", "VoiceChooser"]
+
+PolicyFactory = Callable[[ReceptionistTools], DialoguePolicy]
+"""Builds a call's policy on its tools: the deterministic one, or the tiered one."""
+VoiceChooser = Callable[[Clinic], TextToSpeech]
+"""The voice a clinic's calls speak with."""
 
 log = logging.getLogger(__name__)
 _RECOGNIZER_RATE_HZ = 16_000
@@ -50,6 +57,8 @@ class Receptionist:
         tuning: Per-call timing knobs.
         clock: Wall-clock time (aware), injectable for tests.
         on_close: Closes what the composition opened for it (the store's clients).
+        policy: Builds each call's policy (default: the deterministic receptionist).
+        voices: Picks a clinic's voice (its own cloud voice); default: ``tts`` for all.
     """
 
     def __init__(
@@ -62,16 +71,20 @@ class Receptionist:
         tuning: CallTuning = _DEFAULT_TUNING,
         clock: Callable[[], dt.datetime] = _utc_now,
         on_close: Callable[[], Awaitable[None]] | None = None,
+        policy: PolicyFactory | None = None,
+        voices: VoiceChooser | None = None,
     ) -> None:
         self.store = store
+        self._policy: PolicyFactory = policy or (lambda tools: ReceptionistPolicy(tools=tools))
+        self._voices: VoiceChooser = voices or (lambda _clinic: tts)
         self._on_close = on_close
         self._office = office
         self._stt = stt
         self._tts = tts
         self._tuning = tuning
         self._clock = clock
-        self._greetings: dict[tuple[str, int], bytes] = {}
-        self._greeting_locks: dict[tuple[str, int], asyncio.Lock] = {}
+        self._greetings: dict[tuple[str, int, int], bytes] = {}
+        self._greeting_locks: dict[tuple[str, int, int], asyncio.Lock] = {}
 
     async def find_clinic(
         self, *, clinic_id: str | None = None, dialled_number: str | None = None
@@ -89,13 +102,16 @@ class Receptionist:
         if self._on_close is not None:
             await self._on_close()
 
-    async def greeting_audio(self, text: str, sample_rate_hz: int) -> bytes:
-        """The greeting's PCM, synthesized once per text and rate and then reused."""
-        key = (text, sample_rate_hz)
+    async def greeting_audio(
+        self, text: str, sample_rate_hz: int, *, tts: TextToSpeech | None = None
+    ) -> bytes:
+        """The greeting's PCM, synthesized once per text, rate and voice and then reused."""
+        tts = tts or self._tts
+        key = (text, sample_rate_hz, id(tts))
         if key not in self._greetings:
             async with self._greeting_locks.setdefault(key, asyncio.Lock()):
                 if key not in self._greetings:
-                    speech = self._tts.synthesize(text, sample_rate_hz=sample_rate_hz)
+                    speech = tts.synthesize(text, sample_rate_hz=sample_rate_hz)
                     chunks = [chunk async for chunk in speech]
                     self._greetings[key] = b"".join(chunks)
         return self._greetings[key]
@@ -105,8 +121,8 @@ class Receptionist:
         office = self._office.for_call(
             call_id="warm-up", clinic_id=clinic.clinic_id, call_token=None
         )
-        policy = ReceptionistPolicy(tools=self._tools(clinic, "warm-up", office))
-        await self.greeting_audio(policy.greeting(), sample_rate_hz)
+        policy = self._policy(self._tools(clinic, "warm-up", office))
+        await self.greeting_audio(policy.greeting(), sample_rate_hz, tts=self._voices(clinic))
 
     def _tools(self, clinic: Clinic, call_id: str, office: CallOffice) -> ReceptionistTools:
         return ReceptionistTools(
@@ -135,11 +151,14 @@ class Receptionist:
             call_id=call_id, clinic_id=clinic.clinic_id, call_token=call_token
         )
         tools = self._tools(clinic, call_id, office)
+        tts = self._voices(clinic)
         session = CallSession(
-            policy=ReceptionistPolicy(tools=tools),
-            recognizer=self._stt.open(sample_rate_hz=_RECOGNIZER_RATE_HZ),
-            tts=self._tts,
-            greeting_audio=self.greeting_audio,
+            policy=self._policy(tools),
+            recognizer=self._stt.open(
+                sample_rate_hz=_RECOGNIZER_RATE_HZ, languages=clinic.languages
+            ),
+            tts=tts,
+            greeting_audio=functools.partial(self.greeting_audio, tts=tts),
             tuning=self._tuning,
         )
         log.info("call started")

@@ -9,10 +9,18 @@ Three named tasks in one ``asyncio.TaskGroup`` per call:
 * ``synthesize``: turns queued sentences into 20 ms frames, running ahead of playback;
 * ``send``: sends frames paced in real time on an absolute schedule.
 
-Barge-in cancels synthesis, drops the frames not yet sent and sends ``StopAudio``.
+Barge-in cancels synthesis, drops the frames not yet sent and sends ``StopAudio``
+within the frame that detected it. Then:
 
-Cancellation is how barge-in stops work; the policy itself is never cancelled, so
-nothing the caller confirmed is lost to an interruption.
+* the policy is never cancelled: a tool call that started (a look-up, a booking the
+  caller confirmed) finishes and its result stays in the conversation, even when it
+  arrives while the caller is still speaking;
+* the policy is told (``reply_interrupted``): a write or an end the interrupted reply
+  still holds back does not run; a goodbye that was cut does not hang up (a transfer
+  still happens: the caller asked for a person, or it is an emergency);
+* a false interruption (noise, or an echo of our own voice) ends as a turn without
+  words: the cut answer, from the start of the sentence that was cut, is said again,
+  and a cut goodbye still ends the call.
 """
 
 from __future__ import annotations
@@ -138,9 +146,7 @@ class CallSession:
         self._to_16k: StreamResampler | None = None
         self._carry16 = b""  # resampled audio short of a whole 20 ms frame
         self._preroll: collections.deque[bytes] = collections.deque(maxlen=_PREROLL_FRAMES)
-        self._turn_queue: asyncio.Queue[tuple[Awaitable[Transcript], TurnTimings]] = (
-            asyncio.Queue()
-        )
+        self._turn_queue: asyncio.Queue[tuple[Awaitable[Transcript], TurnTimings]] = asyncio.Queue()
         self._speech_queue: asyncio.Queue[Speech] = asyncio.Queue()
         self._frame_queue: asyncio.Queue[_Frame | _Hangup] = asyncio.Queue()
         self._synthesizing: asyncio.Task[None] | None = None
@@ -150,6 +156,8 @@ class CallSession:
         self._sending: _Utterance | None = None  # the utterance whose frames are going out
         self._in_flight = 0
         self._pacer = Pacer()
+        self._cut: list[_Utterance] = []  # what the last barge-in cut, to resume
+        self._cut_ending: EndCall | None = None  # an end the barge-in held back
         self._send: Callable[[str], Awaitable[None]] | None = None
         self.summary = CallSummary()
 
@@ -256,25 +264,35 @@ class CallSession:
     def _barge_in(self) -> None:
         """The caller is talking over the answer: flush ACS's queue and stop speaking."""
         self.summary.barge_ins += 1
-        if self._synthesizing is not None and self._synth_item is not None:
-            self._synthesizing.cancel()
-            self._note_said(self._synth_item, interrupted=True)
-            self._synth_item = None
-        hangups: list[_Hangup] = []
-        for queue in (self._speech_queue, self._frame_queue):
-            while not queue.empty():
-                item = queue.get_nowait()
-                if isinstance(item, EndCall | TransferToStaff):
-                    hangups.append(item)  # an end or a transfer still happens
-                elif isinstance(item, _Utterance):
-                    self._note_said(item, interrupted=True)
-                elif item.message is None:
-                    self._note_said(item.utterance, interrupted=True)
+        cut: list[_Utterance] = []  # in the order they would have been heard
         # The sender may hold one frame, waiting for its slot: it must not follow StopAudio.
         if self._sending is not None and not self._sending.is_noted:
-            self._note_said(self._sending, interrupted=True)
-        for hangup in hangups:
-            self._frame_queue.put_nowait(hangup)
+            cut.append(self._sending)
+        transfers: list[TransferToStaff] = []
+        synth_item = self._synth_item
+        if self._synthesizing is not None and synth_item is not None:
+            self._synthesizing.cancel()
+            self._synth_item = None
+        for queue in (self._frame_queue, self._speech_queue):
+            while not queue.empty():
+                item = queue.get_nowait()
+                if isinstance(item, TransferToStaff):
+                    transfers.append(item)  # a transfer still happens
+                elif isinstance(item, EndCall):
+                    self._cut_ending = item  # not before the goodbye was heard
+                elif isinstance(item, _Utterance):
+                    cut.append(item)
+                elif item.utterance not in cut:
+                    cut.append(item.utterance)
+            if queue is self._frame_queue and synth_item is not None and synth_item not in cut:
+                cut.append(synth_item)
+        for item in cut:
+            self._note_said(item, interrupted=True)
+        self._cut += cut
+        for transfer in transfers:
+            self._frame_queue.put_nowait(transfer)
+        if cut or self._cut_ending is not None:
+            self._policy.reply_interrupted(ending_dropped=self._cut_ending is not None)
         if self._send is not None:
             self._stop_task = asyncio.create_task(self._send_stop_audio(), name="stop-audio")
 
@@ -295,8 +313,14 @@ class CallSession:
             heard = await pending
             timings.transcript_final_ms = self.now_ms()
             self.summary.transcript.append(("caller", heard.text))
+            cut, ending = self._cut, self._cut_ending
+            self._cut, self._cut_ending = [], None
             if not heard.text:
                 log.info("turn %d: nothing recognized", timings.turn)
+                if cut or ending is not None:  # a false interruption: say it again
+                    timings.resumed = True
+                    self._resume(cut, ending, timings)
+                    continue
             async for output in self._policy.respond(heard):
                 if isinstance(output, Say):
                     if timings.first_policy_text_ms is None:
@@ -308,14 +332,21 @@ class CallSession:
                     log.info("tool %s called", output.name)
                 else:
                     self._speech_queue.put_nowait(output)
+            timings.tier = self._policy.last_tier
             if self._recognizer is not None:
                 self._recognizer.set_hints(self._policy.hints())
 
+    def _resume(self, cut: list[_Utterance], ending: EndCall | None, timings: TurnTimings) -> None:
+        """Say again what a false interruption cut, from the start of the cut sentence."""
+        for item in cut:
+            self._in_flight += 1
+            self._speech_queue.put_nowait(_Utterance(item.text, timings, item.pcm))
+        if ending is not None:
+            self._speech_queue.put_nowait(ending)
+
     async def _say_greeting(self) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                self._format_known.wait(), self._tuning.metadata_wait_ms / 1000
-            )
+            await asyncio.wait_for(self._format_known.wait(), self._tuning.metadata_wait_ms / 1000)
         text = self._policy.greeting()
         pcm = None
         if self._greeting_audio is not None:
@@ -378,8 +409,12 @@ class CallSession:
         assert self._send is not None
         while True:
             if self._frame_queue.empty():
+                frame = await self._frame_queue.get()
+                # Checked after the wait: a gap between answers is idleness, not lateness,
+                # and must not make the next answer's first frames go out in a burst.
                 self._pacer.restart_if_idle()
-            frame = await self._frame_queue.get()
+            else:
+                frame = self._frame_queue.get_nowait()
             if isinstance(frame, EndCall | TransferToStaff):
                 await asyncio.sleep(self._tuning.hangup_grace_ms / 1000)
                 self.summary.ending = (

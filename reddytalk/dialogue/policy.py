@@ -65,6 +65,7 @@ class ReceptionistPolicy:
         self._texting_a_cancel = False
         self._misunderstood = 0
         self._last_prompt = ""
+        self.last_tier: str | None = None
 
     def greeting(self) -> str:
         """The clinic's greeting."""
@@ -87,6 +88,7 @@ class ReceptionistPolicy:
 
     async def respond(self, heard: Transcript) -> AsyncIterator[PolicyOutput]:
         """React to one caller turn."""
+        self.last_tier = "safety" if detect_emergency(heard.text) else "deterministic"
         understood = False
         async for output in self.respond_if_understood(heard):
             understood = True
@@ -105,6 +107,49 @@ class ReceptionistPolicy:
             self._tools.transfer_to_staff(reason=f"emergency_{emergency.kind.value}"),
             TransferToStaff(reason="emergency"),
         ]
+
+    def reply_interrupted(self, *, ending_dropped: bool) -> None:
+        """The caller talked over the reply. This policy holds nothing back (it writes
+        only on the caller's yes, before it answers), but a goodbye that was not heard
+        does not end the call: the caller is asked what else they need."""
+        if ending_dropped and self.state is S.ENDED:
+            self.state, self._last_prompt = S.ANYTHING_ELSE, _ANYTHING_ELSE
+
+    def read_back(
+        self,
+        *,
+        action: str,
+        slot: Slot,
+        appointment_type: AppointmentType,
+        appointment: Appointment | None = None,
+    ) -> Say:
+        """Take over a write another policy (the model) asked for: read it back and
+        wait in :attr:`DialogueState.CONFIRM`, so the caller's yes is understood here
+        and the write runs through the same confirmed path as this policy's own.
+
+        Args:
+            action: ``book``, ``reschedule`` or ``cancel``.
+            slot: The slot to book or move to (for a cancel, the appointment's slot).
+            appointment_type: The visit's type.
+            appointment: The verified patient's appointment to move or cancel.
+        """
+        self._intent = {"book": Intent.BOOK, "reschedule": Intent.RESCHEDULE,
+                        "cancel": Intent.CANCEL}[action]  # fmt: skip
+        self._type, self._target, self._chosen = appointment_type, appointment, slot
+        self._offers = [slot]
+        self._tools.note_read_back(slot, action)
+        details = phrasing.say_appointment(
+            type_name=appointment_type.display_name,
+            provider_name=self._clinic.provider(slot.provider_id).display_name,
+            start=slot.start,
+            clinic=self._clinic,
+        )
+        question = {
+            "book": "Shall I book it?",
+            "reschedule": "Shall I move your appointment?",
+            "cancel": "Shall I cancel it?",
+        }[action]
+        return self._ask(S.CONFIRM, f"Let me confirm: {details}. {question}")
 
     def hand_back(self) -> None:
         """Another policy answered the last turn: the question this one asked is moot,

@@ -41,8 +41,8 @@ from reddytalk.dialogue import phrasing, spoken
 from reddytalk.dialogue.policy import ReceptionistPolicy
 from reddytalk.dialogue.tools import ReceptionistTools
 from reddytalk.dialogue.understanding import find_appointment_type, find_provider
-from reddytalk.errors import ProviderError, SchedulingError, SlotUnavailable
-from reddytalk.frames import EndCall, PolicyOutput, Say, ToolCall, Transcript, TransferToStaff
+from reddytalk.errors import BookingRefused, ProviderError, SchedulingError, SlotUnavailable
+from reddytalk.frames import EndCall, PolicyOutput, Say, Transcript, TransferToStaff
 from reddytalk.ports import (
     ChatModel,
     Clause,
@@ -57,6 +57,8 @@ __all__ = ["HOLDING_PHRASE", "INSTRUCTIONS", "WRITE_TOOLS", "Tier", "TieredPolic
 
 HOLDING_PHRASE = "One moment."
 WRITE_TOOLS = frozenset({"book", "reschedule", "cancel"})
+_READ_BACK = "Read back to the caller, who was asked to confirm; wait for the answer."
+_HELD_BACK = WRITE_TOOLS | {"end_call", "send_confirmation"}
 _MAX_ROUNDS = 5  # completions per turn: tool rounds and the escalation together
 _SEVERAL_CONSTRAINTS = 3
 INSTRUCTIONS = (
@@ -125,6 +127,8 @@ class TieredPolicy:
         self._slots: dict[str, Slot] = {}  # offered to this call
         self._appointments: dict[str, Appointment] = {}  # the verified patient's own
         self.last_tier: Tier | None = None
+        self._interrupted = False  # the caller talked over this turn's reply
+        self._read_back_said: str | None = None  # code read a write back this turn
 
     def greeting(self) -> str:
         """The clinic's greeting (kept in the conversation the model sees)."""
@@ -137,8 +141,15 @@ class TieredPolicy:
         """What the deterministic policy expects next."""
         return self._deterministic.hints()
 
+    def reply_interrupted(self, *, ending_dropped: bool) -> None:
+        """The caller talked over this turn's reply: the writes and the end it still asks
+        for are not run (the model is told why); an unheard goodbye does not end the call."""
+        self._interrupted = True
+        self._deterministic.reply_interrupted(ending_dropped=ending_dropped)
+
     async def respond(self, heard: Transcript) -> AsyncIterator[PolicyOutput]:
         """Answer one caller turn by the first tier that can; ``last_tier`` says which."""
+        self._interrupted = False
         if (emergency := self._deterministic.answer_emergency(heard.text)) is not None:
             self.last_tier = Tier.SAFETY
             for output in emergency:
@@ -157,7 +168,8 @@ class TieredPolicy:
         try:
             async for output in self._answer_with_model(heard.text, tier):
                 yield output
-            self._deterministic.hand_back()
+            if self._read_back_said is None:  # else the read-back's answer is code's
+                self._deterministic.hand_back()
         except _ModelFailed:
             self.last_tier = Tier.FALLBACK
             said = []
@@ -202,6 +214,7 @@ class TieredPolicy:
         held = [False]  # the holding phrase is said once per turn
         spoken_any = False
         ending: PolicyOutput | None = None
+        self._read_back_said = None
         for _ in range(_MAX_ROUNDS):
             done = _Round()
             messages = [*self._prefix(), *self._history, *turn]
@@ -220,12 +233,18 @@ class TieredPolicy:
                 break
             turn.append(_assistant_calls(done))
             for request in done.requests:
-                call, result, end = await self._run_tool(request)
-                if call is not None:
-                    yield call
+                outputs, result, end = await self._run_tool(request)
+                for output in outputs:
+                    spoken_any = spoken_any or isinstance(output, Say)
+                    yield output
                 ending = ending or end
                 turn.append({"role": "tool", "tool_call_id": request.id,
                              "content": json.dumps(result)})  # fmt: skip
+            if self._read_back_said is not None:
+                # Code asked the caller to confirm: the turn ends on that question, and
+                # the caller's yes or no is the deterministic policy's to understand.
+                turn.append({"role": "assistant", "content": self._read_back_said})
+                break
         if not spoken_any and ending is None:
             raise _ModelFailed  # never silence: the deterministic policy answers
         self._history += turn
@@ -259,11 +278,16 @@ class TieredPolicy:
 
     async def _run_tool(
         self, request: ToolCallRequest | InvalidToolCall
-    ) -> tuple[ToolCall | None, dict[str, Any], PolicyOutput | None]:
-        """Run one of the model's tool calls: the recorded call, the model's result, and an
-        end or transfer to yield once the turn is said."""
+    ) -> tuple[list[PolicyOutput], dict[str, Any], PolicyOutput | None]:
+        """Run one of the model's tool calls: what to yield now (the recorded call, a
+        read-back), the model's result, and an end or transfer to yield once the turn
+        is said."""
         if isinstance(request, InvalidToolCall):
-            return None, {"error": request.reason}, None
+            return [], {"error": request.reason}, None
+        if self._interrupted and request.name in _HELD_BACK:
+            # The caller talked over this reply before hearing it: its write or its
+            # goodbye must not happen on words the caller did not hear.
+            return [], {"error": "Not done: the caller interrupted this reply."}, None
         tools, args = self._tools, request.arguments
         try:
             match request.name:
@@ -277,7 +301,7 @@ class TieredPolicy:
                         birth_date=dt.date.fromisoformat(str(args["birth_date"])),
                     )
                     self._appointments = {}
-                    return call, {"verified": tools.patient is not None}, None
+                    return [call], {"verified": tools.patient is not None}, None
                 case "find_slots":
                     call, offers = await tools.find_slots(
                         day=_date(args.get("day")),
@@ -286,47 +310,75 @@ class TieredPolicy:
                         provider_id=args.get("provider_id"),
                     )
                     self._slots.update({slot.slot_id: slot for slot in offers})
-                    return call, {"slots": [self._slot_facts(slot) for slot in offers]}, None
+                    facts = [self._slot_facts(slot) for slot in offers]
+                    return [call], {"slots": facts}, None
                 case "upcoming_appointments":
                     call, found = await tools.upcoming_appointments()
                     self._appointments = {a.appointment_id: a for a in found}
-                    return call, {"appointments": [self._appointment_facts(a) for a in found]}, None
-                case "book":
-                    slot = self._offered(str(args["slot_id"]))
-                    call, booked = await tools.book(
-                        slot=slot, appointment_type=str(args["appointment_type"])
-                    )
-                    return call, {"booked": self._appointment_facts(booked)}, None
-                case "cancel":
-                    call = await tools.cancel(appointment=self._own(str(args["appointment_id"])))
-                    return call, {"cancelled": True}, None
-                case "reschedule":
-                    call, moved = await tools.reschedule(
-                        appointment=self._own(str(args["appointment_id"])),
-                        slot=self._offered(str(args["slot_id"])),
-                    )
-                    return call, {"moved": self._appointment_facts(moved)}, None
+                    facts = [self._appointment_facts(a) for a in found]
+                    return [call], {"appointments": facts}, None
+                case "book" | "reschedule" | "cancel":
+                    return await self._write(request.name, args)
                 case "send_confirmation":
-                    return await tools.send_confirmation(), {"sent": True}, None
+                    return [await tools.send_confirmation()], {"sent": True}, None
                 case "take_message":
                     call = await tools.take_message(
                         text=str(args["text"]), caller_name=str(args.get("caller_name") or "")
                     )
-                    return call, {"taken": True}, None
+                    return [call], {"taken": True}, None
                 case "transfer_to_staff":
                     reason = str(args.get("reason") or "caller_request")
                     call = tools.transfer_to_staff(reason=reason)
-                    return call, {"transferring": True}, TransferToStaff(reason=reason)
+                    return [call], {"transferring": True}, TransferToStaff(reason=reason)
                 case "end_call":
-                    return tools.end_call(), {"ending": True}, EndCall()
+                    return [tools.end_call()], {"ending": True}, EndCall()
                 case _:
-                    return None, {"error": "no such tool"}, None
+                    return [], {"error": "no such tool"}, None
         except SchedulingError as refusal:  # BookingRefused and the like: the model is told
-            return None, {"refused": str(refusal)}, None
+            return [], {"refused": str(refusal)}, None
         except ProviderError:
-            return None, {"error": "The schedule cannot be reached right now."}, None
-        except (KeyError, ValueError, TypeError):
-            return None, {"error": "invalid arguments"}, None
+            return [], {"error": "The schedule cannot be reached right now."}, None
+        except (KeyError, ValueError, TypeError, StopIteration):
+            return [], {"error": "invalid arguments"}, None
+
+    async def _write(
+        self, action: str, args: Mapping[str, Any]
+    ) -> tuple[list[PolicyOutput], dict[str, Any], PolicyOutput | None]:
+        """A booking, move or cancel the model asked for.
+
+        Only for the verified patient, only on slots offered to this call and the
+        patient's own appointments; and only after code read the change back and the
+        caller said yes to it. Without that yes the change is read back here (the
+        words are code's, not the model's) and the caller's answer goes to the
+        deterministic policy, which runs the write on a clear yes.
+        """
+        tools, clinic = self._tools, self._clinic
+        if tools.patient is None:
+            raise BookingRefused("I need to confirm who you are first.")
+        appointment = self._own(str(args["appointment_id"])) if action != "book" else None
+        if action == "cancel":
+            assert appointment is not None
+            slot = Slot(appointment.slot_id, appointment.provider_id, appointment.start,
+                        appointment.start)  # fmt: skip
+        else:
+            slot = self._offered(str(args["slot_id"]))
+        kind = clinic.appointment_type(
+            str(args["appointment_type"]) if appointment is None else appointment.appointment_type
+        )
+        if not tools.is_confirmed(action, slot.slot_id):
+            question = self._deterministic.read_back(
+                action=action, slot=slot, appointment_type=kind, appointment=appointment
+            )
+            self._read_back_said = question.text
+            return [question], {"read_back": _READ_BACK}, None
+        if action == "book":
+            call, booked = await tools.book(slot=slot, appointment_type=kind.code)
+            return [call], {"booked": self._appointment_facts(booked)}, None
+        assert appointment is not None
+        if action == "cancel":
+            return [await tools.cancel(appointment=appointment)], {"cancelled": True}, None
+        call, moved = await tools.reschedule(appointment=appointment, slot=slot)
+        return [call], {"moved": self._appointment_facts(moved)}, None
 
     def _offered(self, slot_id: str) -> Slot:
         if slot_id not in self._slots:

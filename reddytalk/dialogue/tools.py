@@ -156,6 +156,10 @@ class ReceptionistTools:
         """The caller said a clear yes right after the read-back."""
         self._confirmed = self._read_back
 
+    def is_confirmed(self, action: str, slot_id: str) -> bool:
+        """Whether the caller said yes to the read-back of ``action`` on this slot."""
+        return self._confirmed == (action, slot_id)
+
     def _require(self, action: str, slot_id: str) -> Patient:
         if self.patient is None:
             raise BookingRefused("I need to confirm who you are first.")

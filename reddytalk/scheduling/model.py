@@ -66,6 +66,11 @@ class Clinic:
     """The rate ACS streams the call's audio at (16 000 or 24 000 Hz)."""
     staff_phone_number: str | None = None
     """Where "speak to staff" and failures transfer the caller (E.164)."""
+    languages: tuple[str, ...] = ("en-US",)
+    """The languages callers speak (BCP-47); several: the recognizer identifies which at
+    the start of the call (Azure Speech; the embedded recognizer is English only)."""
+    voice_id: str | None = None
+    """The clinic's own cloud voice (an ElevenLabs voice id); None: the deployment's."""
 
     @property
     def tz(self) -> ZoneInfo:

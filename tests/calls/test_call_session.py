@@ -146,6 +146,11 @@ class ScriptedPolicy:
     def __init__(self, answers: dict[str, list[PolicyOutput]]) -> None:
         self._answers = answers
         self.heard: list[str] = []
+        self.last_tier: str | None = None
+        self.interruptions: list[bool] = []  # ending_dropped, per reply_interrupted
+
+    def reply_interrupted(self, *, ending_dropped: bool) -> None:
+        self.interruptions.append(ending_dropped)
 
     def greeting(self) -> str:
         return GREETING
@@ -155,6 +160,7 @@ class ScriptedPolicy:
 
     async def respond(self, heard: Transcript) -> AsyncIterator[PolicyOutput]:
         self.heard.append(heard.text)
+        self.last_tier = "deterministic"
         await asyncio.sleep(0.002)  # a policy takes a moment before its first words
         for output in self._answers.get(heard.text, []):
             yield output

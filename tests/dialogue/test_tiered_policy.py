@@ -5,6 +5,7 @@ model was sent."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from reddytalk.dialogue.tiered import HOLDING_PHRASE, Tier, TieredPolicy
-from reddytalk.frames import PolicyOutput, Say, ToolCall, Transcript, TransferToStaff
+from reddytalk.frames import EndCall, PolicyOutput, Say, ToolCall, Transcript, TransferToStaff
 from reddytalk.providers.llm.azure_openai import AzureOpenAIChat
 from reddytalk.providers.llm.tool_schemas import receptionist_tools
 from tests.dialogue.test_policy import BOOK_UNTIL_CONFIRM, Call, _call
@@ -141,9 +142,88 @@ def test_a_write_escalates_and_a_refused_booking_is_explained_to_the_model(call:
     assert [o for o in turn if isinstance(o, ToolCall)] == []  # nothing booked
     answers = [m for m in server.requests[2].body["messages"] if m["role"] == "tool"]
     assert [json.loads(m["content"]) for m in answers] == [
-        {"refused": "I couldn't find that time."}
+        {"refused": "I need to confirm who you are first."}
     ]
     assert _says(turn) == ["I need to confirm who you are first."]
+
+
+_VERIFY = {"given_name": "Robert", "family_name": "Taylor", "birth_date": "1980-03-15"}
+_FIND = {"day": "2026-12-01", "part_of_day": "morning", "clock_time": None, "provider_id": None}
+
+
+def test_a_booking_the_model_asks_for_is_read_back_by_code_and_booked_on_a_yes(
+    call: Call,
+) -> None:
+    scripts: list[list[Step] | int] = [
+        _asks("verify_identity", _VERIFY), _asks("find_slots", _FIND, "call_2"),
+        _answer("I have openings that morning."),
+    ]  # fmt: skip
+    server, policy, turns = _run(call, scripts, "robert taylor, march 15 1980, what's on dec 1")
+    [found] = [o for o in turns[0] if isinstance(o, ToolCall) and o.name == "find_slots"]
+    slot_id = found.result["slots"][0]
+    book = {"slot_id": slot_id, "appointment_type": "checkup"}
+
+    async def go_on() -> list[list[PolicyOutput]]:
+        async with Scripted() as more:
+            more.scripts = [_asks("book", book), _asks("book", book, "call_4")]
+            chat = AzureOpenAIChat(endpoint=more.endpoint, api_key=KEY)
+            async with chat:
+                policy._chat = chat  # the same call, a new connection to the model
+                asked = [o async for o in policy.respond(Transcript("hmm the first one is ok"))]
+                assert more.deployments() == [FAST, COMPLEX]  # the write escalated once
+                assert policy.last_tier is Tier.COMPLEX
+                yes = [o async for o in policy.respond(Transcript("yes"))]
+                assert more.deployments() == [FAST, COMPLEX]  # the yes never reached it
+                return [asked, yes]
+
+    asked, yes = asyncio.run(go_on())
+    assert [o for o in asked if isinstance(o, ToolCall)] == []  # nothing booked yet
+    [question] = _says(asked)
+    assert question.startswith("Let me confirm: a check-up with") and "Shall I book it?" in question
+    assert policy.last_tier is Tier.DETERMINISTIC
+    [booked] = [o for o in yes if isinstance(o, ToolCall)]
+    assert booked.name == "book" and booked.arguments["slot_id"] == slot_id
+    robert = call.patient("Robert", "Taylor", dt.date(1980, 3, 15))
+    assert robert is not None and [a.slot_id for a in call.upcoming(robert)] == [slot_id]
+
+
+def test_a_write_the_model_asks_for_without_an_offered_slot_is_refused(call: Call) -> None:
+    scripts: list[list[Step] | int] = [
+        _asks("verify_identity", _VERIFY), _answer("Thanks, Robert."),
+        _asks("book", {"slot_id": "slot_made_up", "appointment_type": "checkup"}),
+        _asks("book", {"slot_id": "slot_made_up", "appointment_type": "checkup"}, "call_3"),
+        _answer("That time isn't available."),
+    ]  # fmt: skip
+    server, _, turns = _run(call, scripts, "robert taylor, march 15 1980", "book me at ten")
+    result = json.loads(server.requests[-1].body["messages"][-1]["content"])
+    assert result == {"refused": "I couldn't find that time."}
+    assert all(not isinstance(o, ToolCall) for o in turns[1])
+
+
+def test_an_end_from_a_reply_the_caller_interrupted_does_not_run(call: Call) -> None:
+    script = [ROLE, _text("Alright, have a good day. "),
+              _tool_chunk(0, "", call_id="call_1", name="end_call"), _tool_chunk(0, "{}"),
+              _chunk({}, "tool_calls")]  # fmt: skip
+
+    async def main() -> tuple[Scripted, list[PolicyOutput]]:
+        async with Scripted() as server:
+            server.scripts = [script, _answer("Sorry, go ahead.")]
+            async with AzureOpenAIChat(endpoint=server.endpoint, api_key=KEY) as chat:
+                policy = TieredPolicy(tools=call.tools, chat=chat,
+                                      tool_schemas=receptionist_tools(),
+                                      fast_deployment=FAST, complex_deployment=COMPLEX)  # fmt: skip
+                outputs = []
+                async for output in policy.respond(Transcript("ok i think that's it then")):
+                    outputs.append(output)
+                    if isinstance(output, Say):  # the caller talks over the goodbye
+                        policy.reply_interrupted(ending_dropped=True)
+            return server, outputs
+
+    server, outputs = asyncio.run(main())
+    assert not any(isinstance(o, EndCall | ToolCall) for o in outputs)
+    result = json.loads(server.requests[1].body["messages"][-1]["content"])
+    assert result == {"error": "Not done: the caller interrupted this reply."}
+    assert [c.name for c in call.tools.calls] == []
 
 
 def test_a_guardrail_refusal_goes_back_to_the_model(call: Call) -> None:

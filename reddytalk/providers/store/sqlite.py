@@ -372,6 +372,8 @@ def clinic_to_document(clinic: Clinic) -> dict[str, Any]:
         "slot_minutes": clinic.slot_minutes,
         "stream_sample_rate_hz": clinic.stream_sample_rate_hz,
         "staff_phone_number": clinic.staff_phone_number,
+        "languages": list(clinic.languages),
+        "voice_id": clinic.voice_id,
         "hours": [
             {"weekday": h.weekday, "opens": h.opens.isoformat(), "closes": h.closes.isoformat()}
             for h in clinic.hours
@@ -407,6 +409,8 @@ def clinic_from_document(document: dict[str, Any]) -> Clinic:
         slot_minutes=int(document["slot_minutes"]),
         stream_sample_rate_hz=int(document.get("stream_sample_rate_hz", 16_000)),
         staff_phone_number=document.get("staff_phone_number"),
+        languages=tuple(document.get("languages") or ("en-US",)),
+        voice_id=document.get("voice_id"),
         hours=tuple(
             OpeningHours(
                 weekday=int(h["weekday"]),

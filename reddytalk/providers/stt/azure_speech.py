@@ -351,20 +351,27 @@ class AzureSpeechToText:
         self._segmentation_silence_ms = segmentation_silence_ms
         self._final_wait_ms = final_wait_ms
 
-    async def open(self, *, sample_rate_hz: int) -> AzureSpeechRecognizer:
-        """A recognizer whose session is starting; its frames may follow at once."""
+    async def open(
+        self, *, sample_rate_hz: int, languages: Sequence[str] | None = None
+    ) -> AzureSpeechRecognizer:
+        """A recognizer whose session is starting; its frames may follow at once.
+
+        ``languages``: the clinic's (one, or several to identify at the start of the
+        call); None: the languages this was built with.
+        """
+        languages = tuple(languages or self._languages)
         stream_format = speechsdk.audio.AudioStreamFormat(
             samples_per_second=sample_rate_hz, bits_per_sample=16, channels=1
         )
         stream = speechsdk.audio.PushAudioInputStream(stream_format=stream_format)
         audio = speechsdk.audio.AudioConfig(stream=stream)
-        if len(self._languages) == 1:
+        if len(languages) == 1:
             recognizer = speechsdk.SpeechRecognizer(
-                speech_config=self._config, audio_config=audio, language=self._languages[0]
+                speech_config=self._config, audio_config=audio, language=languages[0]
             )
         else:
             detect = speechsdk.languageconfig.AutoDetectSourceLanguageConfig(
-                languages=list(self._languages)
+                languages=list(languages)
             )
             recognizer = speechsdk.SpeechRecognizer(
                 speech_config=self._config,

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from pocketsphinx import Decoder, NGramModel, get_model_path
@@ -136,8 +137,14 @@ class PocketsphinxRecognizer:
 class PocketsphinxSpeechToText:
     """Creates one decoder per call (about 110 ms, done off the event loop)."""
 
-    async def open(self, *, sample_rate_hz: int) -> PocketsphinxRecognizer:
-        """A recognizer; ``sample_rate_hz`` must be 16 kHz (the pipeline resamples)."""
+    async def open(
+        self, *, sample_rate_hz: int, languages: Sequence[str] = ("en-US",)
+    ) -> PocketsphinxRecognizer:
+        """A recognizer; ``sample_rate_hz`` must be 16 kHz (the pipeline resamples).
+
+        The model is US English: for a clinic that lists other languages too, callers
+        are recognized as English (the cloud profile's Azure Speech identifies them).
+        """
         if sample_rate_hz != _DECODER_RATE_HZ:
             raise ProviderError("pocketsphinx decodes 16 kHz audio", retryable=False)
         try:
