@@ -25,7 +25,38 @@ from azure.core.exceptions import (
 
 from reddytalk.errors import ProviderError
 
-__all__ = ["is_retryable_status", "provider_error", "provider_errors"]
+__all__ = [
+    "SPEECH_RETRYABLE_CODES",
+    "is_retryable_status",
+    "provider_error",
+    "provider_errors",
+    "speech_canceled_error",
+]
+
+#: The Speech SDK's ``CancellationErrorCode`` names after which a new attempt may succeed
+#: (recognition and synthesis alike); AuthenticationFailure, Forbidden and BadRequest
+#: need someone to fix the setup.
+SPEECH_RETRYABLE_CODES = frozenset(
+    {
+        "ConnectionFailure",
+        "ServiceTimeout",
+        "ServiceUnavailable",
+        "ServiceError",
+        "TooManyRequests",
+        "ServiceRedirectTemporary",
+        "RuntimeError",
+    }
+)
+
+
+def speech_canceled_error(what: str, error_code: str) -> ProviderError:
+    """The :class:`ProviderError` for a Speech SDK ``canceled`` event: ``what`` (e.g.
+    ``Azure Speech recognition``) and the ``CancellationErrorCode`` name only; the SDK's
+    ``error_details`` text is left out, as it may quote the service's answer."""
+    return ProviderError(
+        f"{what} canceled: {error_code}", retryable=error_code in SPEECH_RETRYABLE_CODES
+    )
+
 
 _RETRYABLE_STATUSES = frozenset({408, 429})
 _SAFE_ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")

@@ -36,6 +36,7 @@ import azure.cognitiveservices.speech as speechsdk  # type: ignore[import-untype
 from reddytalk.errors import ProviderError
 from reddytalk.frames import Transcript
 from reddytalk.ports import RecognitionHints
+from reddytalk.providers.azure_errors import speech_canceled_error
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -51,30 +52,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _TICKS_PER_SECOND = 10_000_000
-# CancellationErrorCode names after which a new attempt may succeed; the others
-# (AuthenticationFailure, Forbidden, BadRequest, ...) need someone to fix the setup.
-_RETRYABLE_CODES = frozenset(
-    {
-        "ConnectionFailure",
-        "ServiceTimeout",
-        "ServiceUnavailable",
-        "ServiceError",
-        "TooManyRequests",
-        "ServiceRedirectTemporary",
-        "RuntimeError",
-    }
-)
 
 
 def canceled_error(error_code: str) -> ProviderError:
-    """The :class:`ProviderError` for a ``canceled`` event's ``CancellationErrorCode`` name.
-
-    The SDK's ``error_details`` text is left out: it may quote the service's answer.
-    """
-    return ProviderError(
-        f"Azure Speech recognition canceled: {error_code}",
-        retryable=error_code in _RETRYABLE_CODES,
-    )
+    """The :class:`ProviderError` for a ``canceled`` event's ``CancellationErrorCode`` name."""
+    return speech_canceled_error("Azure Speech recognition", error_code)
 
 
 def post_to_loop(

@@ -120,8 +120,21 @@ class FallbackTextToSpeech:
     ) -> None:
         self._primary = primary
         self._secondary = secondary
+        self._bound_ms = first_audio_timeout_ms
         self._bound_s = first_audio_timeout_ms / 1000
         self.breaker = breaker if breaker is not None else CircuitBreaker()
+
+    @property
+    def primary(self) -> TextToSpeech:
+        """The preferred voice."""
+        return self._primary
+
+    def with_primary(self, primary: TextToSpeech) -> FallbackTextToSpeech:
+        """Another primary (a clinic's own voice on the same service) with the same
+        fallback, bound and circuit breaker: the service's health is one."""
+        return FallbackTextToSpeech(
+            primary, self._secondary, first_audio_timeout_ms=self._bound_ms, breaker=self.breaker
+        )
 
     async def synthesize(self, text: str, *, sample_rate_hz: int) -> AsyncIterator[bytes]:
         """Yield PCM from the primary, or all of it from the secondary if the primary
