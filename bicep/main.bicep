@@ -556,6 +556,10 @@ module mediaWorker 'modules/media-worker.bicep' = {
     keyVaultUri: keyVault.outputs.uri
     elevenLabsVoiceId: elevenLabsVoiceId
     elevenLabsApiKeyVaultItem: elevenLabsApiKeyVaultItem
+    speechEndpoint: speech.outputs.endpoint
+    openAiEndpoint: openAi.outputs.endpoint
+    openAiFastDeployment: openAi.outputs.fastDeploymentName
+    openAiComplexDeployment: openAi.outputs.complexDeploymentName
     workspaceId: monitoring.outputs.workspaceId
   }
   dependsOn: [

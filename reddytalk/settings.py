@@ -1,10 +1,9 @@
 """One settings object, read from the environment in one place.
 
 ``REDDYTALK_PROFILE`` picks the profile (``embedded`` or ``cloud``); a setting per
-provider may override it (``REDDYTALK_STORE``, ``REDDYTALK_EHR``). The cloud
-profile's voice engines (Azure Speech, Azure OpenAI, ElevenLabs) do not exist yet:
-until they do, the media worker speaks and listens with the embedded engines on
-both profiles. Nothing else in ReddyTalk reads the environment.
+provider may override it (``REDDYTALK_STORE``, ``REDDYTALK_EHR``, ``REDDYTALK_STT``,
+``REDDYTALK_POLICY``, ``REDDYTALK_TTS``), so any one cloud engine can be tried with the
+rest local. Nothing else in ReddyTalk reads the environment.
 """
 
 from __future__ import annotations
@@ -121,6 +120,26 @@ class Settings:
             cloud, ``REDDYTALK_SECRET_<NAME>`` locally).
         tts_first_audio_timeout_ms: How long the voice may take to its first audio
             before the fallback speaks the sentence.
+        tts: ``espeak``, ``elevenlabs`` (Azure Neural behind it when a Speech resource
+            is configured, espeak-ng last) or ``azure`` (Azure Neural, espeak-ng behind).
+        azure_tts_voice: The Azure Neural voice.
+        stt: Speech to text: ``pocketsphinx`` (embedded default) or ``azure`` (cloud).
+        azure_speech_endpoint: The Speech resource's endpoint (its custom domain: needed
+            for managed identity).
+        azure_speech_region: Its region (with a key, instead of the endpoint).
+        azure_speech_key_name: The secret holding a Speech key; empty: managed identity.
+        speech_segmentation_silence_ms: Azure Speech's segmentation silence (the
+            pipeline's VAD still decides the end of the turn and barge-in).
+        speech_final_wait_ms: How long a turn waits for Azure Speech's final result.
+        policy: Who answers: ``deterministic`` (embedded default) or ``tiered`` (code
+            first, then the fast and the complex Azure OpenAI deployments; cloud).
+        azure_openai_endpoint: The Azure OpenAI resource's endpoint.
+        azure_openai_api_version: Its data-plane API version.
+        azure_openai_fast_deployment: The deployment for ordinary turns.
+        azure_openai_complex_deployment: The deployment the escalation rule picks.
+        azure_openai_api_key_name: The secret holding a key; empty: managed identity.
+        llm_first_token_late_ms: After this long without the model's first token the
+            caller hears a holding phrase ("One moment.").
     """
 
     profile: str = "embedded"
@@ -164,6 +183,20 @@ class Settings:
     elevenlabs_base_url: str = "https://api.elevenlabs.io"
     elevenlabs_api_key_name: str = "elevenlabs-api-key"
     tts_first_audio_timeout_ms: int = 300
+    azure_tts_voice: str = "en-US-JennyNeural"
+    stt: str = "pocketsphinx"
+    azure_speech_endpoint: str = ""
+    azure_speech_region: str = ""
+    azure_speech_key_name: str = ""
+    speech_segmentation_silence_ms: int = 300
+    speech_final_wait_ms: int = 600
+    policy: str = "deterministic"
+    azure_openai_endpoint: str = ""
+    azure_openai_api_version: str = "2024-10-21"
+    azure_openai_fast_deployment: str = "fast"
+    azure_openai_complex_deployment: str = "complex"
+    azure_openai_api_key_name: str = ""
+    llm_first_token_late_ms: int = 700
 
     @property
     def store_path(self) -> Path:
@@ -224,7 +257,7 @@ class Settings:
             kek_id=env.get("REDDYTALK_KEK_ID", ""),
             key_vault_ca_file=env.get("REDDYTALK_KEY_VAULT_CA_FILE", ""),
             managed_identity_client_id=env.get("REDDYTALK_MANAGED_IDENTITY_CLIENT_ID", ""),
-            tts=_choice(env, "REDDYTALK_TTS", "espeak", ("espeak", "elevenlabs")),
+            tts=_choice(env, "REDDYTALK_TTS", "espeak", ("espeak", "elevenlabs", "azure")),
             elevenlabs_voice_id=env.get("REDDYTALK_ELEVENLABS_VOICE_ID", ""),
             elevenlabs_model_id=env.get("REDDYTALK_ELEVENLABS_MODEL_ID", "") or "eleven_flash_v2_5",
             elevenlabs_base_url=env.get("REDDYTALK_ELEVENLABS_BASE_URL", "")
@@ -232,6 +265,35 @@ class Settings:
             elevenlabs_api_key_name=env.get("REDDYTALK_ELEVENLABS_API_KEY_NAME", "")
             or "elevenlabs-api-key",
             tts_first_audio_timeout_ms=_int(env, "REDDYTALK_TTS_FIRST_AUDIO_MS", 300, 50, 3000),
+            azure_tts_voice=env.get("REDDYTALK_AZURE_TTS_VOICE", "") or "en-US-JennyNeural",
+            stt=_choice(
+                env,
+                "REDDYTALK_STT",
+                "azure" if cloud else "pocketsphinx",
+                ("pocketsphinx", "azure"),
+            ),
+            azure_speech_endpoint=env.get("REDDYTALK_AZURE_SPEECH_ENDPOINT", ""),
+            azure_speech_region=env.get("REDDYTALK_AZURE_SPEECH_REGION", ""),
+            azure_speech_key_name=env.get("REDDYTALK_AZURE_SPEECH_KEY_NAME", ""),
+            speech_segmentation_silence_ms=_int(
+                env, "REDDYTALK_SPEECH_SEGMENTATION_SILENCE_MS", 300, 100, 5000
+            ),
+            speech_final_wait_ms=_int(env, "REDDYTALK_SPEECH_FINAL_WAIT_MS", 600, 50, 5000),
+            policy=_choice(
+                env,
+                "REDDYTALK_POLICY",
+                "tiered" if cloud else "deterministic",
+                ("deterministic", "tiered"),
+            ),  # fmt: skip
+            azure_openai_endpoint=env.get("REDDYTALK_AZURE_OPENAI_ENDPOINT", ""),
+            azure_openai_api_version=env.get("REDDYTALK_AZURE_OPENAI_API_VERSION", "")
+            or "2024-10-21",
+            azure_openai_fast_deployment=env.get("REDDYTALK_AZURE_OPENAI_FAST_DEPLOYMENT", "")
+            or "fast",
+            azure_openai_complex_deployment=env.get("REDDYTALK_AZURE_OPENAI_COMPLEX_DEPLOYMENT", "")
+            or "complex",
+            azure_openai_api_key_name=env.get("REDDYTALK_AZURE_OPENAI_API_KEY_NAME", ""),
+            llm_first_token_late_ms=_int(env, "REDDYTALK_LLM_FIRST_TOKEN_LATE_MS", 700, 100, 5000),
             environment_secrets={
                 name: value for name, value in env.items() if name.startswith(SECRET_PREFIX)
             },

@@ -84,6 +84,18 @@ param elevenLabsVoiceId string
 @description('Vault item holding the ElevenLabs API key, read at start (REDDYTALK_ELEVENLABS_API_KEY_NAME).')
 param elevenLabsApiKeyVaultItem string
 
+@description('Endpoint of the Speech resource: speech to text, and Azure Neural text to speech (REDDYTALK_AZURE_SPEECH_ENDPOINT).')
+param speechEndpoint string
+
+@description('Endpoint of the Azure OpenAI resource (REDDYTALK_AZURE_OPENAI_ENDPOINT).')
+param openAiEndpoint string
+
+@description('The deployment that answers ordinary turns (REDDYTALK_AZURE_OPENAI_FAST_DEPLOYMENT).')
+param openAiFastDeployment string
+
+@description('The deployment the escalation rule picks (REDDYTALK_AZURE_OPENAI_COMPLEX_DEPLOYMENT).')
+param openAiComplexDeployment string
+
 @description('ARM id of the Log Analytics workspace for diagnostics.')
 param workspaceId string
 
@@ -213,13 +225,32 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = if (!empty(image)) {
               name: 'REDDYTALK_KEK_ID'
               value: kekId
             }
-            // The voice: espeak-ng without an ElevenLabs voice id; with one, ElevenLabs (espeak-ng
-            // speaks any sentence it fails or is late with), its API key read at start from Key
-            // Vault with the app's identity. The key's setting is the secret's name, not a Key
-            // Vault reference. The model, base URL and first-audio timeout are the code's defaults.
+            // The ears and the mind: Azure Speech and the tiered policy over Azure OpenAI (the
+            // cloud profile's defaults), both through the app's identity (local auth is off).
+            {
+              name: 'REDDYTALK_AZURE_SPEECH_ENDPOINT'
+              value: speechEndpoint
+            }
+            {
+              name: 'REDDYTALK_AZURE_OPENAI_ENDPOINT'
+              value: openAiEndpoint
+            }
+            {
+              name: 'REDDYTALK_AZURE_OPENAI_FAST_DEPLOYMENT'
+              value: openAiFastDeployment
+            }
+            {
+              name: 'REDDYTALK_AZURE_OPENAI_COMPLEX_DEPLOYMENT'
+              value: openAiComplexDeployment
+            }
+            // The voice: Azure Neural without an ElevenLabs voice id; with one, ElevenLabs, then
+            // Azure Neural for any sentence it fails or is late with, espeak-ng last. The
+            // ElevenLabs key is read at start from Key Vault with the app's identity (the setting
+            // is the secret's name, not a Key Vault reference). The model, base URL and
+            // first-audio timeout are the code's defaults.
             {
               name: 'REDDYTALK_TTS'
-              value: empty(elevenLabsVoiceId) ? 'espeak' : 'elevenlabs'
+              value: empty(elevenLabsVoiceId) ? 'azure' : 'elevenlabs'
             }
             {
               name: 'REDDYTALK_ELEVENLABS_VOICE_ID'

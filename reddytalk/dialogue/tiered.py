@@ -163,6 +163,11 @@ class TieredPolicy:
         if said:
             self._remember(heard.text, said)
             return
+        if not heard.text.strip():  # no words: code asks again, no model needed
+            self.last_tier = Tier.DETERMINISTIC
+            async for output in self._deterministic.respond(heard):
+                yield output
+            return
         tier = Tier.COMPLEX if self.is_complex_turn(heard.text) else Tier.FAST
         self.last_tier = tier
         try:

@@ -62,6 +62,22 @@ NOT_SET_IN_AZURE = {
     "REDDYTALK_TTS_FIRST_AUDIO_MS",
     # The embedded profile's secrets (REDDYTALK_SECRET_<NAME>); in Azure they are in Key Vault.
     "REDDYTALK_SECRET_",
+    # The cloud profile's defaults are what Azure runs: Azure Speech (REDDYTALK_STT) and the
+    # tiered policy (REDDYTALK_POLICY).
+    "REDDYTALK_STT",
+    "REDDYTALK_POLICY",
+    # Keys of the Speech and Azure OpenAI resources: Bicep disables local auth on both and
+    # grants the media worker's identity their user roles (bicep/modules/rbac.bicep).
+    "REDDYTALK_AZURE_SPEECH_KEY_NAME",
+    "REDDYTALK_AZURE_OPENAI_API_KEY_NAME",
+    # With a key only; the managed identity needs the endpoint, which Bicep sets.
+    "REDDYTALK_AZURE_SPEECH_REGION",
+    # Voice and model tuning: the code's defaults are what Azure runs.
+    "REDDYTALK_AZURE_TTS_VOICE",
+    "REDDYTALK_SPEECH_SEGMENTATION_SILENCE_MS",
+    "REDDYTALK_SPEECH_FINAL_WAIT_MS",
+    "REDDYTALK_AZURE_OPENAI_API_VERSION",
+    "REDDYTALK_LLM_FIRST_TOKEN_LATE_MS",
 }
 
 
@@ -237,10 +253,10 @@ def test_each_app_reaches_the_store_and_the_kek_with_its_own_identity() -> None:
     assert ("vault", secrets) in _grants("mediaWorkerPrincipalId")  # the ElevenLabs API key
 
 
-def test_the_media_worker_speaks_with_elevenlabs_only_when_given_a_voice() -> None:
+def test_the_media_worker_speaks_with_elevenlabs_only_when_given_a_voice_else_azure() -> None:
     main = parse(MAIN)
     voice = main["parameters"]["elevenLabsVoiceId"]
-    assert voice["default"] == "", "the default voice is espeak-ng"
+    assert voice["default"] == "", "the default voice is Azure Neural"
     assert any(d["type"] == "description" for d in voice["decorators"])
     params = body(main["modules"]["mediaWorker"]["config"])["params"]
     assert params["elevenLabsVoiceId"] == "elevenLabsVoiceId"
@@ -252,14 +268,14 @@ def test_the_media_worker_speaks_with_elevenlabs_only_when_given_a_voice() -> No
     assert settings["REDDYTALK_ELEVENLABS_VOICE_ID"] == "elevenLabsVoiceId"
     assert settings["REDDYTALK_KEY_VAULT_URL"] == "keyVaultUri"
     assert settings["REDDYTALK_ELEVENLABS_API_KEY_NAME"] == "elevenLabsApiKeyVaultItem"
-    # empty(elevenLabsVoiceId) ? 'espeak' : 'elevenlabs'
+    # empty(elevenLabsVoiceId) ? 'azure' : 'elevenlabs'
     no_voice = {"function": {"type": "empty", "parameters": {"item_to_test": "elevenLabsVoiceId"}}}
     assert settings["REDDYTALK_TTS"] == {
         "operator": {
             "type": "conditional",
             "operands": {
                 "condition": no_voice,
-                "true_value": "espeak",
+                "true_value": "azure",
                 "false_value": "elevenlabs",
             },
         }
@@ -361,3 +377,18 @@ def test_the_vault_items_are_the_ones_the_deploy_script_checks() -> None:
     script = (ROOT / "scripts" / "deploy").read_text()
     for item in items.values():
         assert f" {item}" in script, f"scripts/deploy does not check the vault for {item}"
+
+
+def test_the_media_worker_reaches_speech_and_openai_with_bicep_s_own_resources() -> None:
+    params = body(parse(MAIN)["modules"]["mediaWorker"]["config"])["params"]
+    assert params["speechEndpoint"] == _output("speech", "endpoint")
+    assert params["openAiEndpoint"] == _output("openAi", "endpoint")
+    assert params["openAiFastDeployment"] == _output("openAi", "fastDeploymentName")
+    assert params["openAiComplexDeployment"] == _output("openAi", "complexDeploymentName")
+    settings = app_settings_in_bicep(MODULES / "media-worker.bicep")
+    assert settings["REDDYTALK_AZURE_SPEECH_ENDPOINT"] == "speechEndpoint"
+    assert settings["REDDYTALK_AZURE_OPENAI_ENDPOINT"] == "openAiEndpoint"
+    assert settings["REDDYTALK_AZURE_OPENAI_FAST_DEPLOYMENT"] == "openAiFastDeployment"
+    assert settings["REDDYTALK_AZURE_OPENAI_COMPLEX_DEPLOYMENT"] == "openAiComplexDeployment"
+    cloud = Settings.from_env({"REDDYTALK_PROFILE": "cloud"})
+    assert (cloud.stt, cloud.policy) == ("azure", "tiered")  # what Azure runs, unset there

@@ -60,3 +60,11 @@ def test_the_build_context_holds_only_what_the_image_copies() -> None:
     assert lines[0] == "*", "the context must start from nothing"
     assert {line for line in lines if line.startswith("!")} == {"!media_worker/", "!reddytalk/"}
     assert {"**/.env", "**/local.settings.json"} <= set(lines)
+
+
+def test_the_speech_sdk_s_native_dependencies_are_in_the_image() -> None:
+    requirements = (ROOT / "media_worker" / "requirements.txt").read_text()
+    assert "azure-cognitiveservices-speech" in requirements
+    apt = " ".join(rest for keyword, rest in instructions() if "apt-get install" in rest)
+    for package in ("ca-certificates", "libasound2", "espeak-ng"):
+        assert re.search(rf"\b{re.escape(package)}\b", apt), package

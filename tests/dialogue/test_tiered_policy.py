@@ -103,6 +103,13 @@ def test_confident_turns_never_reach_the_model(call: Call) -> None:
     assert [o.name for o in turns[-1] if isinstance(o, ToolCall)] == ["book"]
 
 
+def test_a_turn_without_words_is_asked_again_by_code_not_the_model(call: Call) -> None:
+    server, policy, [turn] = _run(call, [], "")
+    assert server.requests == []
+    assert policy.last_tier is Tier.DETERMINISTIC
+    assert "didn't catch that" in _says(turn)[0]
+
+
 def test_an_unexpected_question_goes_to_the_fast_model_clause_by_clause(call: Call) -> None:
     script = _answer("We accept most major insurance plans, ", "including Aetna and Cigna. ",
                      "Would you like to book a visit?")  # fmt: skip

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -257,25 +256,3 @@ def test_nothing_listening_is_a_retryable_provider_error() -> None:
         await tts.aclose()
 
     asyncio.run(main())
-
-
-def test_adapter_overhead_to_first_chunk_on_loopback(capsys: pytest.CaptureFixture[str]) -> None:
-    """Request to first chunk, minus the server's injected first-byte delay."""
-    delay_s = 0.02
-    overheads_ms: list[float] = []
-
-    async def scenario(server: LoopbackElevenLabs, tts: ElevenLabsTextToSpeech) -> None:
-        await collect(tts)  # warm: connection opened, SDK modules imported
-        for _ in range(20):
-            started = time.perf_counter()
-            speech = tts.synthesize(TEXT, sample_rate_hz=16_000)
-            await anext(speech)
-            overheads_ms.append((time.perf_counter() - started - delay_s) * 1000)
-            await speech.aclose()  # type: ignore[attr-defined]
-
-    run(scenario, Script(first_byte_delay_s=delay_s))
-    median = statistics.median(overheads_ms)
-    with capsys.disabled():
-        print(f"\nElevenLabs adapter overhead to first chunk (loopback): median {median:.2f} ms, "
-              f"max {max(overheads_ms):.2f} ms")  # fmt: skip
-    assert median < 50  # generous: a regression guard, not a benchmark

@@ -1,0 +1,95 @@
+"""The Receptionist builds each call from its clinic: the policy the composition chose, the
+clinic's languages for the recognizer, the clinic's own voice."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from reddytalk.calls.back_office import LocalBackOffice
+from reddytalk.calls.service import Receptionist
+from reddytalk.composition import open_embedded_records
+from reddytalk.dialogue.policy import ReceptionistPolicy
+from reddytalk.dialogue.tools import ReceptionistTools
+from reddytalk.ports import DialoguePolicy, SpeechRecognizer, TextToSpeech
+from reddytalk.providers.seed import demo_clinic, seed_demo
+from reddytalk.providers.sms.outbox import OutboxSmsSender
+from reddytalk.scheduling.model import Clinic
+from reddytalk.settings import Settings
+from reddytalk.workflows.activities import ActivityDeps
+from reddytalk.workflows.runner import InlineRunner
+from tests.calls.test_call_session import ScriptedRecognizer, _metadata
+
+NOW = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)
+
+
+class RecordingStt:
+    def __init__(self) -> None:
+        self.opened: list[tuple[int, tuple[str, ...]]] = []
+
+    async def open(
+        self, *, sample_rate_hz: int, languages: Sequence[str] = ("en-US",)
+    ) -> SpeechRecognizer:
+        self.opened.append((sample_rate_hz, tuple(languages)))
+        return ScriptedRecognizer([], progress=lambda: 0)
+
+
+class Silence:
+    """A voice that says each sentence as 100 ms of silence, and counts them."""
+
+    def __init__(self) -> None:
+        self.sentences: list[str] = []
+
+    async def synthesize(self, text: str, *, sample_rate_hz: int) -> AsyncIterator[bytes]:
+        self.sentences.append(text)
+        yield bytes(sample_rate_hz // 10 * 2)
+
+
+def test_a_call_gets_the_clinic_s_languages_voice_and_the_chosen_policy(tmp_path: Path) -> None:
+    clinic = dataclasses.replace(demo_clinic(), languages=("en-US", "es-US"), voice_id="v-2")
+    stt, default_voice, own_voice = RecordingStt(), Silence(), Silence()
+    chosen: list[Clinic] = []
+    built: list[ReceptionistTools] = []
+
+    def voices(for_clinic: Clinic) -> TextToSpeech:
+        chosen.append(for_clinic)
+        return own_voice if for_clinic.voice_id == "v-2" else default_voice
+
+    def policy(tools: ReceptionistTools) -> DialoguePolicy:
+        built.append(tools)
+        return ReceptionistPolicy(tools=tools)
+
+    async def main() -> None:
+        with open_embedded_records(Settings(data_dir=tmp_path), now=lambda: NOW) as records:
+            await seed_demo(records.store, records.ehr, today=NOW.date())
+            deps = ActivityDeps(ehr=records.ehr, store=records.store, control=None,
+                                clock=lambda: NOW)  # fmt: skip
+            office = LocalBackOffice(ehr=records.ehr, store=records.store, clock=lambda: NOW,
+                                     runner=InlineRunner(deps=deps),
+                                     sms=OutboxSmsSender(store=records.store))  # fmt: skip
+            receptionist = Receptionist(store=records.store, office=office, stt=stt,
+                                        tts=default_voice, clock=lambda: NOW,
+                                        policy=policy, voices=voices)  # fmt: skip
+
+            async def inbound() -> AsyncIterator[str]:
+                yield _metadata()
+                await asyncio.sleep(0.3)  # the greeting goes out; then the caller hangs up
+
+            sent: list[str] = []
+
+            async def send(message: str) -> None:
+                sent.append(message)
+
+            await receptionist.take_call(call_id="c-1", clinic=clinic, inbound=inbound(),
+                                         send=send)  # fmt: skip
+            await receptionist.close()
+
+    asyncio.run(main())
+
+    assert stt.opened == [(16_000, ("en-US", "es-US"))]
+    assert chosen == [clinic]
+    assert [tools.clinic for tools in built] == [clinic]
+    assert own_voice.sentences and not default_voice.sentences  # the greeting, in its voice
