@@ -22,7 +22,8 @@ from tests.dialogue.test_tiered_policy import Scripted, _answer
 from tests.providers.test_azure_openai_chat import KEY as OPENAI_KEY
 from tests.providers.test_elevenlabs_tts import API_KEY as KEY
 from tests.providers.test_elevenlabs_tts import LoopbackElevenLabs
-from tests.servers.azure_tts_server import LoopbackAzureTts, tone
+from tests.servers.azure_tts_server import LoopbackAzureTts
+from tests.servers.tones import tone
 
 
 def _settings(base_url: str, **extra: str) -> Settings:

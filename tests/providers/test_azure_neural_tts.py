@@ -24,13 +24,8 @@ from reddytalk.providers.tts.azure_neural import (
     canceled_error,
 )
 from reddytalk.providers.tts.fallback import FallbackTextToSpeech
-from tests.servers.azure_tts_server import (
-    TONE_HZ,
-    LoopbackAzureTts,
-    Script,
-    frequency_hz,
-    tone,
-)
+from tests.servers.azure_tts_server import LoopbackAzureTts, Script
+from tests.servers.tones import TONE_HZ, frequency_hz, tone
 
 KEY = "azure-speech-test-key-0123456789"
 VOICE = "en-US-JennyNeural"

@@ -14,36 +14,21 @@ catches audio at the wrong rate (the chipmunk bug).
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pytest
 from aiohttp import web
 
 from reddytalk.errors import ProviderError
 from reddytalk.providers.tts.elevenlabs import ElevenLabsTextToSpeech
+from tests.servers.tones import TONE_HZ, frequency_hz, tone
 
 API_KEY = "sk_test_0123456789abcdef"
 VOICE = "voice-receptionist"
 TEXT = "Your appointment with Doctor Patel is on Tuesday at nine thirty."
-TONE_HZ = 440
-
-
-def tone(sample_rate_hz: int, seconds: float = 0.5) -> bytes:
-    """A 440 Hz sine as 16-bit little-endian PCM at ``sample_rate_hz``."""
-    t = np.arange(int(sample_rate_hz * seconds)) / sample_rate_hz
-    return (np.sin(2 * math.pi * TONE_HZ * t) * 12_000).astype("<i2").tobytes()
-
-
-def frequency_hz(pcm: bytes, sample_rate_hz: int) -> float:
-    """The frequency of a sine in ``pcm`` read at ``sample_rate_hz`` (rising zero crossings)."""
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.int32)
-    rising = np.flatnonzero((samples[:-1] < 0) & (samples[1:] >= 0))
-    return (len(rising) - 1) * sample_rate_hz / (rising[-1] - rising[0])
 
 
 @dataclass

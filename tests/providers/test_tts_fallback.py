@@ -14,7 +14,8 @@ from reddytalk.ports import TextToSpeech
 from reddytalk.providers.tts.elevenlabs import ElevenLabsTextToSpeech
 from reddytalk.providers.tts.espeak import EspeakTextToSpeech
 from reddytalk.providers.tts.fallback import CircuitBreaker, FallbackTextToSpeech
-from tests.providers.test_elevenlabs_tts import API_KEY, TEXT, LoopbackElevenLabs, Script, tone
+from tests.providers.test_elevenlabs_tts import API_KEY, TEXT, LoopbackElevenLabs, Script
+from tests.servers.tones import tone
 
 BOUND_MS = 150
 SECONDARY_AUDIO = b"\x01\x00" * 160

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,29 +36,16 @@ from http import HTTPStatus
 from typing import Any, Self
 from xml.etree import ElementTree
 
-import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-__all__ = ["LoopbackAzureTts", "Recorded", "Script", "Sentence", "frequency_hz", "tone"]
+from tests.servers.tones import tone
 
-TONE_HZ = 440
+__all__ = ["LoopbackAzureTts", "Recorded", "Script", "Sentence"]
+
 _FORMAT = re.compile(r"raw-(\d+)khz-16bit-mono-pcm")
 _SSML_NS = "{http://www.w3.org/2001/10/synthesis}"
-
-
-def tone(sample_rate_hz: int, seconds: float = 0.5) -> bytes:
-    """A 440 Hz sine as 16-bit little-endian PCM at ``sample_rate_hz``."""
-    t = np.arange(int(sample_rate_hz * seconds)) / sample_rate_hz
-    return (np.sin(2 * math.pi * TONE_HZ * t) * 12_000).astype("<i2").tobytes()
-
-
-def frequency_hz(pcm: bytes, sample_rate_hz: int) -> float:
-    """The frequency of a sine in ``pcm`` read at ``sample_rate_hz`` (rising zero crossings)."""
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.int32)
-    rising = np.flatnonzero((samples[:-1] < 0) & (samples[1:] >= 0))
-    return float((len(rising) - 1) * sample_rate_hz / (rising[-1] - rising[0]))
 
 
 @dataclass

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Callable
 from reddytalk.errors import ProviderError
 from reddytalk.ports import TextToSpeech
 
-__all__ = ["CircuitBreaker", "FallbackTextToSpeech"]
+__all__ = ["CircuitBreaker", "FallbackTextToSpeech", "close_stream"]
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +160,10 @@ class FallbackTextToSpeech:
                 reason = f"failed: {error}"
             except BaseException:  # cancelled (barge-in) or a caller's error: no verdict
                 self.breaker.abandon_attempt()
-                await _close(stream)
+                await close_stream(stream)
                 raise
             if first is None:
-                await _close(stream)
+                await close_stream(stream)
                 self.breaker.record_failure()
                 log.warning("tts primary %s; speaking with the fallback voice", reason)
             else:
@@ -176,14 +176,15 @@ class FallbackTextToSpeech:
                     self.breaker.record_failure()
                     raise
                 finally:
-                    await _close(stream)
+                    await close_stream(stream)
                 return
         async for chunk in self._secondary.synthesize(text, sample_rate_hz=sample_rate_hz):
             yield chunk
 
 
-async def _close(stream: AsyncIterator[bytes]) -> None:
-    """Close an async generator we stopped reading (releases its connection)."""
+async def close_stream(stream: AsyncIterator[bytes]) -> None:
+    """Close a voice's stream we stopped reading (an async generator: its ``finally``
+    releases the request); a stream that fails while closing is only logged."""
     aclose = getattr(stream, "aclose", None)
     if aclose is not None:
         try:

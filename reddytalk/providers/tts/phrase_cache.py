@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Iterable
 
 from reddytalk.errors import ProviderError
 from reddytalk.ports import TextToSpeech
+from reddytalk.providers.tts.fallback import close_stream
 
 __all__ = ["DEFAULT_PHRASES", "PhraseCache"]
 
@@ -136,7 +137,7 @@ class PhraseCache:
                             chunks.append(chunk)
                             yield chunk
                     finally:
-                        await _close(stream)  # now, so a barged-in voice stops at once
+                        await close_stream(stream)  # now, so a barged-in voice stops at once
                     # Reached only when the voice finished: an error or a consumer
                     # that stopped iterating leaves nothing behind.
                     self._keep(key, tuple(chunks))
@@ -157,13 +158,3 @@ class PhraseCache:
         self._entries.move_to_end(key)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
-
-
-async def _close(stream: AsyncIterator[bytes]) -> None:
-    """Close the voice's stream (an async generator: its ``finally`` releases the request)."""
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        try:
-            await aclose()
-        except Exception:  # a stream that fails while closing has nothing left to say
-            log.debug("tts phrase cache: the voice's stream failed while closing", exc_info=True)
