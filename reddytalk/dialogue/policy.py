@@ -10,6 +10,7 @@ whatever the policy does.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator
 
@@ -75,8 +76,15 @@ class ReceptionistPolicy:
         )
 
     def hints(self) -> RecognitionHints:
-        """The grammar of what the caller may say next."""
-        return hints_for(self.state, self._clinic)
+        """The grammar of what the caller may say next, and the phrases to listen for:
+        the clinic's words and, once known, the caller's own name (for phrase lists;
+        the name never reaches a log)."""
+        hints = hints_for(self.state, self._clinic)
+        patient = self._tools.patient
+        name = (patient.given_name, patient.family_name) if patient else self._name
+        if name is None:
+            return hints
+        return dataclasses.replace(hints, phrases=(*hints.phrases, " ".join(name), *name))
 
     def _today(self) -> dt.date:
         return self._tools.now().astimezone(self._clinic.tz).date()

@@ -661,3 +661,10 @@ def test_the_clinic_number_is_the_sender(tmp_path: Path) -> None:
     assert kwargs["from_number"] == DEMO_PHONE_NUMBER
     assert (kwargs["clinic_id"], kwargs["call_id"]) == (DEMO_CLINIC_ID, "c1")
     assert kwargs["idempotency_key"].startswith("sms-confirmation:c1:book_appointment:")
+
+
+def test_the_caller_s_name_joins_the_phrases_to_listen_for_once_known(call: Call) -> None:
+    before = call.policy.hints().phrases
+    assert "Robert" not in before and "Doctor Patel" in before
+    call.script("i would like to book an appointment", "my name is robert taylor")
+    assert call.policy.hints().phrases[-3:] == ("Robert Taylor", "Robert", "Taylor")
