@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +163,47 @@ def test_when_elevenlabs_fails_every_sentence_is_still_spoken(tmp_path: Path) ->
     assert record["outcome"] != "caller_hung_up" or said  # the call was answered throughout
     # ElevenLabs was tried until its circuit breaker opened, then left out.
     assert 1 <= len(eleven.requests) <= 3
+
+
+# -- live: the same call on real Azure Speech, Azure OpenAI and Azure Neural ----------------
+
+_LIVE = {
+    "speech_key": os.environ.get("REDDYTALK_TEST_SPEECH_KEY"),
+    "speech_region": os.environ.get("REDDYTALK_TEST_SPEECH_REGION"),
+    "openai_endpoint": os.environ.get("REDDYTALK_TEST_OPENAI_ENDPOINT"),
+    "openai_key": os.environ.get("REDDYTALK_TEST_OPENAI_KEY"),
+}
+
+
+@pytest.mark.azure
+@pytest.mark.skipif(
+    not all(_LIVE.values()),
+    reason="set REDDYTALK_TEST_SPEECH_KEY, REDDYTALK_TEST_SPEECH_REGION, "
+    "REDDYTALK_TEST_OPENAI_ENDPOINT and REDDYTALK_TEST_OPENAI_KEY (deployments named "
+    "'fast' and 'complex', as Bicep makes them) to place the call on Azure",
+)
+def test_live_the_same_booking_call_on_azure(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "stack",
+        port=0,
+        stt="azure",
+        azure_speech_region=str(_LIVE["speech_region"]),
+        azure_speech_key_name="speech-key",
+        policy="tiered",
+        azure_openai_endpoint=str(_LIVE["openai_endpoint"]),
+        azure_openai_api_key_name="openai-key",
+        tts="azure",
+        environment_secrets={
+            "REDDYTALK_SECRET_SPEECH_KEY": str(_LIVE["speech_key"]),
+            "REDDYTALK_SECRET_OPENAI_KEY": str(_LIVE["openai_key"]),
+        },
+    )
+
+    async def main() -> dict[str, Any]:
+        async with local_stack(settings) as stack:
+            report = await place_call(BOOKING, url=stack.phone_url)
+            return await _call_record(settings, report)
+
+    record = asyncio.run(main())
+    assert record["outcome"] == "booked", record["transcript"]
+    assert all(turn["tier"] for turn in record["turn_timings"])
