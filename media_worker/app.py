@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -107,8 +107,14 @@ async def _healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "calls": drain.active})
 
 
-def create_app(settings: Settings | None = None, **build_options: Any) -> Starlette:
-    """The ASGI app; the receptionist is built at start-up from ``settings``.
+def create_app(
+    settings: Settings | None = None,
+    *,
+    build: Callable[[], Awaitable[Receptionist]] | None = None,
+    **build_options: Any,
+) -> Starlette:
+    """The ASGI app; the receptionist is built at start-up from ``settings`` (or by
+    ``build``: the benchmarks' receptionist on latency-injecting engines).
 
     Raises:
         ValueError: No ACS resource id to verify connections against, on a host
@@ -124,7 +130,10 @@ def create_app(settings: Settings | None = None, **build_options: Any) -> Starle
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        receptionist = await build_receptionist(settings, **build_options)
+        if build is not None:
+            receptionist = await build()
+        else:
+            receptionist = await build_receptionist(settings, **build_options)
         demo = await receptionist.find_clinic(clinic_id=DEMO_CLINIC_ID)
         if demo is not None:
             await receptionist.prepare(demo)

@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 import wave
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,8 @@ class TurnReport:
     speech_end_s: float = 0.0
     answer_start_s: float | None = None
     answer_first_sound_s: float | None = None
+    answer_first_content_s: float | None = None
+    """The first frame the caller's ``is_content`` accepts (``place_call``), if given."""
     barged_in: bool = False
     answer_pcm: bytes = field(default=b"", repr=False)
     """The receptionist's audio from the end of this line to the end of the next one."""
@@ -131,6 +134,7 @@ class _Line:
         self.t0 = time.monotonic()
         self.outgoing: list[bytes] = []
         self.caller_track: list[bytes] = []
+        self.sent_at: list[float] = []  # when each frame of caller_track went out
         self.received: list[tuple[float, bytes]] = []
         self.stop_audio: list[float] = []
         self.closed = asyncio.Event()
@@ -145,6 +149,7 @@ class _Line:
         while not self.closed.is_set():
             frame = self.outgoing.pop(0) if self.outgoing else self._silence
             self.caller_track.append(frame)
+            self.sent_at.append(self.now())
             stamp = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
             try:
                 await self.ws.send(
@@ -236,9 +241,18 @@ def _speech_end(frames: list[bytes]) -> int:
 
 
 async def place_call(
-    scenario: Scenario, *, url: str, wav_path: Path | None = None
+    scenario: Scenario,
+    *,
+    url: str,
+    wav_path: Path | None = None,
+    is_content: Callable[[bytes], bool] | None = None,
 ) -> CallReport:
-    """Call the media worker at ``url`` (``ws://host:port``) and play ``scenario``."""
+    """Call the media worker at ``url`` (``ws://host:port``) and play ``scenario``.
+
+    ``is_content`` tells an answer's words from an acknowledgement ("One moment.") by a
+    frame; with it, each turn also records the first content frame after the caller's
+    speech (the benchmarks' voices mark their sentences in their audio).
+    """
     audio_format = AudioFormat(
         sample_rate_hz=scenario.sample_rate_hz,
         frame_bytes=acs_media.frame_bytes_for(scenario.sample_rate_hz),
@@ -246,7 +260,9 @@ async def place_call(
     tts = EspeakTextToSpeech(voice=scenario.caller_voice, words_per_minute=160)
     lines = []
     for step in scenario.steps:
-        pcm = b"".join([c async for c in tts.synthesize(step.say, sample_rate_hz=audio_format.sample_rate_hz)])  # noqa: E501
+        pcm = b"".join(
+            [c async for c in tts.synthesize(step.say, sample_rate_hz=audio_format.sample_rate_hz)]
+        )  # noqa: E501
         lines.append(frames_of(pcm, audio_format.frame_bytes))
     call_id = uuid.uuid4().hex
     report = CallReport(call_id=call_id, scenario=scenario.name)
@@ -269,10 +285,19 @@ async def place_call(
                     break
                 turn = TurnReport(said=step.say, barged_in=step.barge_in_after_ms is not None)
                 queued_at = line.now() + 0.02 * len(line.outgoing)
+                first_index = len(line.caller_track) + len(line.outgoing)
                 line.outgoing.extend(frames)
-                turn.speech_end_s = queued_at + 0.02 * _speech_end(frames)
+                voiced = _speech_end(frames)
+                turn.speech_end_s = queued_at + 0.02 * voiced  # an estimate, until sent
                 report.turns.append(turn)
                 await asyncio.sleep(max(0.0, turn.speech_end_s - line.now()))
+                if voiced:  # the end of the last voiced frame, as it went out
+                    last = first_index + voiced - 1
+                    # Polled (at most a frame or two): the send loop keeps no per-frame events.
+                    while len(line.sent_at) <= last and not line.closed.is_set():  # noqa: ASYNC110
+                        await asyncio.sleep(0.005)
+                    if len(line.sent_at) > last:
+                        turn.speech_end_s = line.sent_at[last] + 0.02
                 since = turn.speech_end_s
             await line.wait_answer_end(since)
             _, sound = line.first_sound_after(0.0)
@@ -285,6 +310,12 @@ async def place_call(
                 turn.answer_pcm = b"".join(
                     pcm for at, pcm in line.received if turn.speech_end_s <= at < until
                 )
+                if is_content is not None:
+                    turn.answer_first_content_s = next(
+                        (at for at, pcm in line.received
+                         if turn.speech_end_s <= at < until and is_content(pcm)),
+                        None,
+                    )  # fmt: skip
             if not line.closed.is_set():
                 await asyncio.sleep(0.5)
             report.hung_up_by = "receptionist" if line.closed.is_set() else "caller"
