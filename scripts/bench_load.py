@@ -16,7 +16,7 @@ call and memory per call (from ``/proc``), errors. A step passes with p99 latene
 <= 20 ms, voice-to-voice p95 within 50 ms of the unloaded figure (N=1), and no error;
 the capacity is the largest passing N on the worker's one core.
 
-    scripts/bench_load [--steps 1,50,100,200,400,800] [--step-s 25] [--out-dir DIR]
+    scripts/bench_load [--steps 1,100,200,300,400,600,800] [--step-s 25] [--out-dir DIR]
 
 Prints a table and writes ``load.json`` and ``load.md`` to ``--out-dir``.
 """
@@ -74,6 +74,7 @@ def serve(port: int, cpus: set[int]) -> None:
     from bench_latency import _cloud_receptionist
     from cloud_latency import LatencyProfile, SimulatedChat
 
+    from media_worker.__main__ import server_config
     from media_worker.app import create_app
     from reddytalk.settings import Settings
 
@@ -87,21 +88,21 @@ def serve(port: int, cpus: set[int]) -> None:
         async def build() -> Any:
             return await _cloud_receptionist(settings, profile, chat, [(HOURS,) * 200])
 
-        config = uvicorn.Config(create_app(settings, build=build), host="127.0.0.1",
-                                port=port, log_config=None, access_log=False,
-                                lifespan="on", ws_max_size=1 << 20,
-                                ws_ping_interval=None)  # fmt: skip
+        config = server_config(create_app(settings, build=build), host="127.0.0.1", port=port)
+        config.ws_ping_interval = None
         server = uvicorn.Server(config)
 
         async def run() -> None:
             task = asyncio.create_task(server.serve())
             while not server.started:  # noqa: ASYNC110 (uvicorn offers no event for it)
                 await asyncio.sleep(0.02)
-            port = server.servers[0].sockets[0].getsockname()[1]
-            print(f"READY {port}", flush=True)
+            port_ = server.servers[0].sockets[0].getsockname()[1]
+            print(f"READY {port_} {type(asyncio.get_running_loop()).__module__}", flush=True)
             await task
 
-        asyncio.run(run())
+        # The event loop production runs (media_worker/__main__.py: uvloop when installed).
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+            runner.run(run())
 
 
 # -- the load generator -------------------------------------------------------------
@@ -302,7 +303,8 @@ def markdown(result: dict[str, Any]) -> str:
         "# Concurrent calls on one media worker process",
         "",
         f"{result['machine']}; {result['when']}. The worker on CPU {result['worker_cpus']}, "
-        f"the load generator on CPU {result['generator_cpus']}; "
+        f"the load generator on CPU {result['generator_cpus']}; the worker's event loop "
+        f"{result['worker_event_loop']}; "
         f"{result['step_s']} s per step. Capacity (p99 lateness <= {LATENESS_LIMIT_MS:.0f} ms, "
         f"v2v p95 within {V2V_MARGIN_MS:.0f} ms of N=1, no error): "
         f"**{result['capacity']} calls on one core**.",
@@ -351,6 +353,7 @@ async def _steps(
         if not line.startswith("READY "):
             raise RuntimeError("the media worker did not start")
         url = f"ws://127.0.0.1:{int(line.split()[1])}"
+        loop = line.split()[2]
         steps: list[dict[str, Any]] = []
         unloaded = None
         capacity = 0
@@ -374,6 +377,7 @@ async def _steps(
         "worker_cpus": sorted(worker_cpus),
         "generator_cpus": sorted(generator_cpus),
         "step_s": args.step_s,
+        "worker_event_loop": loop,
         "capacity": capacity,
         "steps": steps,
     }
@@ -384,7 +388,7 @@ if __name__ == "__main__":
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cpus", default="0", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help="the worker's port (0: any free)")
-    parser.add_argument("--steps", default="1,50,100,200,400,800",
+    parser.add_argument("--steps", default="1,100,200,300,400,600,800",
                         type=lambda raw: [int(n) for n in raw.split(",")])  # fmt: skip
     parser.add_argument("--step-s", type=float, default=25.0)
     parser.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
