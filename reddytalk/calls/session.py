@@ -226,9 +226,13 @@ class CallSession:
         if self._to_16k is None:
             self._on_metadata(self._format)
         assert self._to_16k is not None
+        pcm16 = self._to_16k.push(pcm)
+        if not self._carry16 and len(pcm16) == _FRAME_16K_BYTES:  # 16 kHz: one frame
+            self._on_frame_16k(pcm16)
+            return
         # A streaming resampler does not return one 20 ms frame per 20 ms frame (from
         # 24 kHz, soxr gives 0 or ~980 bytes at a time): re-frame what it returns.
-        self._carry16 += self._to_16k.push(pcm)
+        self._carry16 += pcm16
         whole = len(self._carry16) // _FRAME_16K_BYTES * _FRAME_16K_BYTES
         frames, self._carry16 = self._carry16[:whole], self._carry16[whole:]
         for pcm16 in frames_of(frames, _FRAME_16K_BYTES):

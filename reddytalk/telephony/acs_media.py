@@ -24,6 +24,8 @@ import json
 import re
 from typing import Any
 
+import orjson
+
 from reddytalk.errors import MalformedMessage
 from reddytalk.frames import AudioChunk, AudioFormat, DtmfTone
 
@@ -76,8 +78,8 @@ def parse_inbound(text: str | bytes, *, audio_format: AudioFormat | None) -> Inb
         MalformedMessage: Bad JSON, an unknown kind, bad base64, or a wrong frame size.
     """
     try:
-        message = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as error:
+        message = orjson.loads(text)  # every 20 ms of every call: about 4x json.loads
+    except orjson.JSONDecodeError as error:
         raise MalformedMessage("not JSON") from error
     if not isinstance(message, dict):
         raise MalformedMessage("not a JSON object")
@@ -113,7 +115,7 @@ def _parse_audio(audio: dict[str, Any], audio_format: AudioFormat | None) -> Aud
     if audio_format is None:
         raise MalformedMessage("AudioData before AudioMetadata")
     try:
-        pcm = base64.b64decode(_field(audio, "data", str), validate=True)
+        pcm = binascii.a2b_base64(_field(audio, "data", str), strict_mode=True)
     except binascii.Error as error:
         raise MalformedMessage("data is not base64") from error
     if len(pcm) != audio_format.frame_bytes:
