@@ -11,8 +11,10 @@ step's figures are its, not the worker's).
 
 N steps up until a step breaks. Per step: outbound frame lateness (each answer's frames
 against their real-time schedule from its first frame: p50/p99/max), voice-to-voice p95
-(end of the caller's speech to the first frame of the answer), the worker's CPU per
-call and memory per call (from ``/proc``), errors. A step passes with p99 lateness
+(end of the caller's speech to the first frame of the answer), barge-in (every other
+answer the caller talks over, 300 ms in: StopAudio's arrival after the frame that
+completes the worker's 200 ms barge-in threshold went out), the worker's CPU per call
+and memory per call (from ``/proc``), errors. A step passes with p99 lateness
 <= 20 ms, voice-to-voice p95 within 50 ms of the unloaded figure (N=1), and no error;
 the capacity is the largest passing N on the worker's one core.
 
@@ -53,6 +55,7 @@ FRAME_S = 0.020
 SPEECH_FRAMES = 50  # 1 s of caller speech per turn
 ANSWER_END_GAP_S = 0.5  # no frame for this long: the answer has ended
 ANSWER_TIMEOUT_S = 8.0  # no answer within this long after speaking: an error
+BARGE_IN_MS = 200  # the worker's REDDYTALK_BARGE_IN_MS (its default)
 LATENESS_LIMIT_MS = 20.0
 V2V_MARGIN_MS = 50.0
 HOURS = "What are your opening hours"
@@ -114,10 +117,12 @@ class Caller:
 
     ws: Any
     outgoing: collections.deque[str] = field(default_factory=collections.deque)
-    sent_voiced: int = 0
+    voiced_started: float = 0.0  # when the first voiced frame of the latest speech went out
     last_voiced_sent: float = 0.0
     received: list[tuple[float, bool]] = field(default_factory=list)  # (time, loud)
+    stops: list[float] = field(default_factory=list)  # StopAudio arrivals
     v2v_ms: list[float] = field(default_factory=list)
+    stop_audio_ms: list[float] = field(default_factory=list)  # after barge-in was due
     lateness_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -141,6 +146,8 @@ class Ticker:
             for caller in callers:
                 message = caller.outgoing.popleft() if caller.outgoing else self._silence
                 if message is voiced:
+                    if caller.last_voiced_sent < now - 1.5 * FRAME_S:
+                        caller.voiced_started = now
                     caller.last_voiced_sent = now
                 sends.append(caller.ws.send(message))
             results = await asyncio.gather(*sends, return_exceptions=True)
@@ -161,7 +168,9 @@ async def _receive(caller: Caller) -> None:
     with contextlib.suppress(websockets.ConnectionClosed):
         async for message in caller.ws:
             pcm = acs_media.parse_outbound(message)
-            if pcm is not None:
+            if pcm is None:
+                caller.stops.append(time.monotonic())
+            else:
                 loud = bool(np.abs(np.frombuffer(pcm[:64], dtype="<i2")).max() > 100)
                 caller.received.append((time.monotonic(), loud))
 
@@ -194,6 +203,7 @@ async def _call(url: str, n: int, ticker: Ticker, voiced: str, stop_at: float) -
         while not caller.received and time.monotonic() < greeting_by:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         await _quiet_for(caller, ANSWER_END_GAP_S, greeting_by)  # the greeting's end
+        turn = 0
         while time.monotonic() < stop_at and not caller.errors:
             caller.outgoing.extend([voiced] * SPEECH_FRAMES)
             # Polled: the one ticker drains every caller's queue; an event per caller per
@@ -212,9 +222,13 @@ async def _call(url: str, n: int, ticker: Ticker, voiced: str, stop_at: float) -
                 caller.errors.append("no answer")
                 break
             caller.v2v_ms.append((answer[0] - speech_end) * 1000)
-            await _quiet_for(caller, ANSWER_END_GAP_S, time.monotonic() + 30)
-            frames = [at for at, _ in caller.received[heard_from:] if at >= speech_end]
-            caller.lateness_ms += _lateness(frames)
+            turn += 1
+            if turn % 2 == 0:  # every other answer, the caller talks over it
+                await _barge_in(caller, voiced)
+            else:
+                await _quiet_for(caller, ANSWER_END_GAP_S, time.monotonic() + 30)
+                frames = [at for at, _ in caller.received[heard_from:] if at >= speech_end]
+                caller.lateness_ms += _lateness(frames)
             await asyncio.sleep(0.3)
     finally:
         if caller in ticker.callers:
@@ -222,6 +236,25 @@ async def _call(url: str, n: int, ticker: Ticker, voiced: str, stop_at: float) -
         await ws.close()
         receiver.cancel()
     return caller
+
+
+async def _barge_in(caller: Caller, voiced: str) -> None:
+    """Talk over the answer 300 ms into it; time StopAudio from the frame that completes
+    the worker's barge-in threshold (``BARGE_IN_MS`` of speech) going out."""
+    await asyncio.sleep(0.3)
+    stops = len(caller.stops)
+    caller.outgoing.extend([voiced] * SPEECH_FRAMES)
+    deadline = time.monotonic() + 2.0
+    while len(caller.stops) == stops and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
+    if len(caller.stops) == stops:
+        caller.errors.append("no StopAudio")
+        return
+    due = caller.voiced_started + (BARGE_IN_MS / 1000 - FRAME_S)
+    caller.stop_audio_ms.append((caller.stops[stops] - due) * 1000)
+    while caller.outgoing:  # noqa: ASYNC110 (the barge-in speech is a turn of its own)
+        await asyncio.sleep(FRAME_S)
+    await _quiet_for(caller, ANSWER_END_GAP_S, time.monotonic() + 30)
 
 
 def _proc(pid: int) -> tuple[float, int]:
@@ -270,6 +303,7 @@ async def run_step(url: str, pid: int, n: int, step_s: float) -> dict[str, Any]:
     kinds.update(type(t.exception()).__name__ for t in tasks if t.exception())
     lateness = [x for c in callers for x in c.lateness_ms]
     v2v = [x for c in callers for x in c.v2v_ms]
+    stop_audio = [x for c in callers for x in c.stop_audio_ms]
     return {
         "calls": n,
         "turns": len(v2v),
@@ -280,6 +314,9 @@ async def run_step(url: str, pid: int, n: int, step_s: float) -> dict[str, Any]:
         "lateness_max_ms": round(max(lateness), 1) if lateness else None,
         "v2v_p50_ms": _q(v2v, 0.5),
         "v2v_p95_ms": _q(v2v, 0.95),
+        "barge_ins": len(stop_audio),
+        "stop_audio_p50_ms": _q(stop_audio, 0.5),
+        "stop_audio_p99_ms": _q(stop_audio, 0.99),
         "worker_cpu_percent": round((cpu1 - cpu0) / wall * 100, 1),
         "cpu_ms_per_call_s": round((cpu1 - cpu0) / wall / n * 1000, 3),
         "memory_mb_per_call": round((peak_rss - rss0) / n / 2**20, 3),
@@ -309,15 +346,17 @@ def markdown(result: dict[str, Any]) -> str:
         f"v2v p95 within {V2V_MARGIN_MS:.0f} ms of N=1, no error): "
         f"**{result['capacity']} calls on one core**.",
         "",
-        "| calls | turns | errors | lateness p50 / p99 / max ms | v2v p50 / p95 ms | worker CPU % "
-        "| CPU ms per call-second | MB per call | generator tick late p99 ms | passes |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| calls | turns | errors | lateness p50 / p99 / max ms | v2v p50 / p95 ms | barge-ins: "
+        "StopAudio after detection p50 / p99 ms | worker CPU % | CPU ms per call-second "
+        "| MB per call | generator tick late p99 ms | passes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in result["steps"]:
         lines.append(
             f"| {s['calls']} | {s['turns']} | {s['errors']} | {s['lateness_p50_ms']} / "
             f"{s['lateness_p99_ms']} / {s['lateness_max_ms']} | {s['v2v_p50_ms']} / "
-            f"{s['v2v_p95_ms']} | {s['worker_cpu_percent']} | {s['cpu_ms_per_call_s']} | "
+            f"{s['v2v_p95_ms']} | {s['barge_ins']}: {s['stop_audio_p50_ms']} / "
+            f"{s['stop_audio_p99_ms']} | {s['worker_cpu_percent']} | {s['cpu_ms_per_call_s']} | "
             f"{s['memory_mb_per_call']} | {s['generator_tick_late_p99_ms']} | "
             f"{'yes' if s['passes'] else 'no'} |"
         )
