@@ -72,6 +72,8 @@ class TurnDetector:
         self._is_speaking = False
         self._speech_started_ms = 0.0
         self._last_voiced_end_ms = 0.0
+        self._frames_in_turn = 0  # since the speech started
+        self._span_frames = 0  # from the speech's start to its last voiced frame
 
     @property
     def is_speaking(self) -> bool:
@@ -83,9 +85,11 @@ class TurnDetector:
 
         It stops growing in the silence after a sound, so a click or a cough
         followed by silence never adds up to a barge-in while the detector waits
-        for the end of the turn.
+        for the end of the turn. Counted in frames, not from the frames' timestamps:
+        under load the first frames of speech may be processed late, and a timestamp
+        difference would then reach the barge-in threshold a frame or more late.
         """
-        return self._last_voiced_end_ms - self._speech_started_ms if self._is_speaking else 0.0
+        return self._span_frames * self._frame_ms if self._is_speaking else 0.0
 
     def is_voiced(self, pcm: bytes) -> bool:
         """webrtcvad's verdict on one frame, gated by energy.
@@ -108,11 +112,16 @@ class TurnDetector:
             if not self._is_speaking and self._voiced_run >= self._start_frames:
                 self._is_speaking = True
                 self._speech_started_ms = end_ms - self._voiced_run * self._frame_ms
+                self._frames_in_turn = self._span_frames = self._voiced_run
                 return SpeechStarted(at_ms=self._speech_started_ms)
+            if self._is_speaking:
+                self._frames_in_turn += 1
+                self._span_frames = self._frames_in_turn
             return None
         self._voiced_run = 0
         if not self._is_speaking:
             return None
+        self._frames_in_turn += 1
         self._silent_run += 1
         if self._silent_run >= self._end_frames:
             self._is_speaking = False

@@ -150,6 +150,16 @@ def test_voiced_ms_grows_with_voice_not_with_the_silence_after_it() -> None:
     assert detector.voiced_ms() == 0.0
 
 
+def test_voiced_ms_counts_frames_when_their_processing_is_late() -> None:
+    """Under load the first frames of speech may be processed late; the barge-in threshold
+    is still reached on the tenth voiced frame (200 ms of the caller's speech)."""
+    detector = TurnDetector()
+    late = [(n, 1000.0 + n * FRAME_MS + (15.0 if n < 3 else 0.0)) for n in range(10)]
+    for n, at_ms in late:
+        detector.push(VOICED[n], at_ms=at_ms)
+        assert detector.voiced_ms() == (pytest.approx((n + 1) * FRAME_MS) if n >= 2 else 0.0)
+
+
 def test_a_second_turn_starts_fresh() -> None:
     detector = TurnDetector()
     first = _feed(detector, VOICED[:4] + [SILENCE] * 40)

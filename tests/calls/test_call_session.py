@@ -1,8 +1,8 @@
 """The per-call pipeline as scripted timelines on the ACS wire, with in-memory ports.
 
 A fake caller streams ACS media-streaming messages in real time (one 20 ms frame
-every 20 ms: the session measures barge-in on the wall clock, while it counts end
-of turn in frames) and records what the session sends back. The recognizer and the
+every 20 ms, as ACS does; the session counts both barge-in and end of turn in frames)
+and records what the session sends back. The recognizer and the
 policy are scripted; the text-to-speech double speaks each text as a square wave
 of its own level, so every outbound frame tells which sentence it belongs to.
 """
