@@ -53,7 +53,9 @@ from cloud_latency import (  # noqa: E402
     SimulatedTextToSpeech,
 )
 from local_caller import CallReport, Scenario, Step, load_scenario, place_call  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
 
+from media_worker.__main__ import server_config  # noqa: E402
 from media_worker.app import create_app  # noqa: E402
 from reddytalk.calls.back_office import LocalBackOffice  # noqa: E402
 from reddytalk.calls.service import Receptionist  # noqa: E402
@@ -149,8 +151,7 @@ async def _worker(
         return receptionist
 
     app = create_app(settings, build=keep)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False,
-                            lifespan="on", ws_max_size=1 << 20)  # fmt: skip
+    config = server_config(app, host="127.0.0.1", port=0)  # as production serves it
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -354,7 +355,10 @@ if __name__ == "__main__":
     )
     parser.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
     arguments = parser.parse_args()
-    result = asyncio.run(main(arguments))
+    # The event loop production runs (uvloop when installed), the callers on it too.
+    loop_factory = server_config(Starlette(), host="", port=0).get_loop_factory()
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        result = runner.run(main(arguments))
     arguments.out_dir.mkdir(parents=True, exist_ok=True)
     (arguments.out_dir / "latency.json").write_text(json.dumps(result, indent=2) + "\n")
     (arguments.out_dir / "latency.md").write_text(markdown(result))
