@@ -149,20 +149,24 @@ def test_when_elevenlabs_fails_every_sentence_is_still_spoken(tmp_path: Path) ->
         steps=(Step("What are your opening hours"), Step("No thank you")),
     )
 
-    async def main() -> tuple[dict[str, Any], SpeakingElevenLabs]:
+    async def main() -> tuple[dict[str, Any], Any, SpeakingElevenLabs]:
         async with Scripted() as openai, SpeakingElevenLabs(status=503) as eleven:
             settings = _settings(tmp_path / "stack", openai, eleven)
             async with local_stack(settings) as stack:
                 report = await place_call(hours, url=stack.phone_url)
-                return await _call_record(settings, report), eleven
+                return await _call_record(settings, report), report, eleven
 
-    record, eleven = asyncio.run(main())
+    record, report, eleven = asyncio.run(main())
 
+    # Every answer reached the caller as sound, the call ended as the caller asked.
+    assert all(turn.answer_first_sound_s is not None for turn in report.turns)
     said = [text for who, text in record["transcript"] if who == "receptionist"]
     assert any("open" in text.lower() for text in said), said
-    assert record["outcome"] != "caller_hung_up" or said  # the call was answered throughout
-    # ElevenLabs was tried until its circuit breaker opened, then left out.
-    assert 1 <= len(eleven.requests) <= 3
+    assert said[-1].endswith("Goodbye!") and record["outcome"] == "no_action"
+    assert report.hung_up_by == "receptionist"
+    # ElevenLabs failed three times (the warm-up greeting, the hours, "anything else"), which
+    # opened its circuit breaker: the goodbye went straight to espeak-ng.
+    assert len(eleven.requests) == 3
 
 
 # -- live: the same call on real Azure Speech, Azure OpenAI and Azure Neural ----------------
