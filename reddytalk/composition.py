@@ -185,6 +185,7 @@ async def _receptionist(
         tts=tts,
         tuning=CallTuning(
             end_of_turn_silence_ms=settings.end_of_turn_silence_ms,
+            settled_end_of_turn_silence_ms=settings.settled_end_of_turn_silence_ms,
             barge_in_ms=settings.barge_in_ms,
         ),
         clock=clock,

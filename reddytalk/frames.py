@@ -117,6 +117,11 @@ class TurnTimings:
     """Who answered the turn (the policy's ``last_tier``)."""
     resumed: bool = False
     """The turn was a false interruption (no words): the cut answer was said again."""
+    early: bool = False
+    """The turn was answered on the recognizer's hypothesis, before its final transcript."""
+    revision: str | None = None
+    """The final transcript said other words than the hypothesis answered: ``withdrawn``
+    (nobody had heard the answer: it was dropped and the final answered) or ``kept``."""
 
     def stage_durations_ms(self) -> dict[str, float | None]:
         """Each stage as a duration from the end of the caller's speech."""

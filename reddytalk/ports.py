@@ -7,7 +7,7 @@ tests use, and the cloud adapters implement the same shapes.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -74,6 +74,16 @@ class SpeechRecognizer(Protocol):
     def accept(self, pcm: bytes) -> None:
         """Feed one frame of 16-bit mono PCM as it arrives."""
 
+    def hypothesis(self, *, trailing_silence_ms: int) -> str:
+        """The current turn's words so far, if the recognizer's latest result already
+        reaches the end of the caller's speech, else "".
+
+        ``trailing_silence_ms`` is the silence fed since the last voiced frame, so the
+        speech ends that long before the end of the audio fed. Called at the end of a
+        turn, before ``finish_turn``, on every silent frame: it must be cheap. A
+        recognizer whose final result comes at once may always return "".
+        """
+
     def finish_turn(self) -> Awaitable[Transcript]:
         """The caller stopped: close the turn now, and await its final transcript.
 
@@ -122,6 +132,14 @@ class DialoguePolicy(Protocol):
         """The caller talked over the last reply before all of it was heard: a write or
         an end the policy still holds back must not run; ``ending_dropped``: the call's
         end (the goodbye) was not heard, so the call goes on."""
+
+    def checkpoint(self) -> Callable[[], None]:
+        """Remember the conversation's state; calling the result puts it back.
+
+        The session answers a turn on the recognizer's hypothesis before its final
+        transcript; when the final says something else, no tool ran in that turn and
+        nobody heard the answer, the answer is withdrawn and the state put back.
+        """
 
 
 class ChatModel(Protocol):

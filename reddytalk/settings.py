@@ -65,6 +65,9 @@ class Settings:
             embedded profile has no caller authentication yet).
         port: Its port.
         end_of_turn_silence_ms: Caller silence that ends a turn.
+        settled_end_of_turn_silence_ms: The shorter silence that ends a turn once the
+            recognizer's hypothesis covers all the caller said and does not stop
+            mid-sentence (the turn is answered on that hypothesis).
         barge_in_ms: Caller speech over an answer that interrupts it.
         voice: The receptionist's espeak-ng voice.
         log_level: Root log level.
@@ -148,6 +151,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8765
     end_of_turn_silence_ms: int = 400
+    settled_end_of_turn_silence_ms: int = 200
     barge_in_ms: int = 200
     voice: str = "en-us+m3"
     log_level: str = "INFO"
@@ -228,6 +232,9 @@ class Settings:
             host=env.get("REDDYTALK_HOST", "127.0.0.1"),
             port=_int(env, "REDDYTALK_PORT", 8765, 0, 65535),
             end_of_turn_silence_ms=_int(env, "REDDYTALK_END_OF_TURN_MS", 400, 100, 3000),
+            settled_end_of_turn_silence_ms=_int(
+                env, "REDDYTALK_SETTLED_END_OF_TURN_MS", 200, 60, 3000
+            ),
             barge_in_ms=_int(env, "REDDYTALK_BARGE_IN_MS", 200, 60, 2000),
             voice=env.get("REDDYTALK_VOICE", "en-us+m3"),
             log_level=env.get("REDDYTALK_LOG_LEVEL", "INFO").upper(),

@@ -7,9 +7,11 @@ Each stand-in implements the same port as the adapter it replaces and injects on
 * :class:`SimulatedSpeechToText`: the final transcript of a turn comes
   ``stt_final_ms`` after the caller's last voiced frame (the recognizer sees the frames
   the pipeline feeds it, and finds that frame by its energy). The text is the caller's
-  script, line by line: the bench knows what the caller said. Interim hypotheses (about
-  every ``stt_interim_every_ms`` while the caller speaks) are not produced: the pipeline's
-  ``SpeechRecognizer`` port has no interim results yet.
+  script, line by line: the bench knows what the caller said. Interim hypotheses come
+  every ``stt_interim_every_ms`` of audio, each ``stt_interim_lag_ms`` after the audio
+  it covers; ``hypothesis`` gives the turn's words once the latest one reaches the end
+  of the speech (as the Azure adapter does with Speech's offsets and durations), and
+  they are the final's words.
 * :class:`SimulatedChat`: the first token ``llm_first_token_ms`` (by deployment) after
   the request, then ``llm_tokens_per_s`` tokens of about four characters; clauses are cut
   by the adapter's own :class:`ClauseCutter`.
@@ -24,7 +26,10 @@ The default figures and where they come from:
 * ``stt_final_ms = 1000``: Azure Speech's time from the end of speech to the final
   segment in Pipecat's STT benchmark (github.com/pipecat-ai/stt-benchmark, 1000 samples
   of pipecat-ai/smart-turn-data-v3.1: median 1016 ms, p95 1345 ms, p99 1791 ms); interim
-  hypotheses about every 100 ms while the caller speaks.
+  hypotheses about every 100 ms while the caller speaks (issue 6).
+* ``stt_interim_lag_ms = 100``: an assumption, for want of a published figure: an
+  interim covers audio that left the media worker one network round trip from an Azure
+  region and one ~100 ms processing step before.
 * ``llm_first_token_ms``: 450 ms for the fast deployment and 800 ms for the stronger one,
   then 50 tokens/s: Azure OpenAI's first-token times for gpt-4o-mini and gpt-4o class
   models as issue 6 gives them from published measurements (400-800 ms).
@@ -68,6 +73,7 @@ class LatencyProfile:
 
     stt_final_ms: float = 1000.0
     stt_interim_every_ms: float = 100.0
+    stt_interim_lag_ms: float = 100.0
     llm_first_token_ms: Mapping[str, float] = dataclasses.field(
         default_factory=lambda: {"fast": 450.0, "complex": 800.0}
     )
@@ -80,6 +86,7 @@ class LatencyProfile:
         return LatencyProfile(
             stt_final_ms=self.stt_final_ms * factor,
             stt_interim_every_ms=self.stt_interim_every_ms * factor,
+            stt_interim_lag_ms=self.stt_interim_lag_ms * factor,
             llm_first_token_ms={k: v * factor for k, v in self.llm_first_token_ms.items()},
             llm_tokens_per_s=self.llm_tokens_per_s / factor,
             tts_first_audio_ms=self.tts_first_audio_ms * factor,
@@ -99,13 +106,29 @@ class _ScriptedRecognizer:
     def __init__(self, script: Sequence[str], profile: LatencyProfile) -> None:
         self._script = list(script)
         self._final_s = profile.stt_final_ms / 1000
+        self._every_s = profile.stt_interim_every_ms / 1000
+        self._lag_s = profile.stt_interim_lag_ms / 1000
         self._last_voiced: float | None = None
+        self._turn_start = 0.0
 
     def set_hints(self, hints: RecognitionHints) -> None:
         """Hints change nothing: the text is scripted."""
 
     def start_turn(self) -> None:
         self._last_voiced = None
+        # The session feeds the speech's first frames (pre-roll) at once, as it starts.
+        self._turn_start = time.monotonic()
+
+    def hypothesis(self, *, trailing_silence_ms: int) -> str:
+        """The line, once an interim covering audio up to the end of the speech arrived:
+        interims arrive ``lag`` after each ``every`` of audio from the turn's start."""
+        now = time.monotonic()
+        if self._last_voiced is None or not self._script:
+            return ""
+        arrived = int((now - self._turn_start - self._lag_s) / self._every_s)
+        covered = self._turn_start + arrived * self._every_s
+        speech_end = now - trailing_silence_ms / 1000
+        return self._script[0] if covered >= speech_end else ""
 
     def accept(self, pcm: bytes) -> None:
         if rms_dbfs(pcm) > _SILENCE_DBFS:

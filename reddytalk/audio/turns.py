@@ -3,7 +3,9 @@
 webrtcvad classifies each frame (about 2 µs per frame); a short run of voiced
 frames starts the caller's speech, and a configurable stretch of silence after
 it (default 400 ms) ends the turn. The end of speech is the end of the last
-voiced frame, which is what the latency figures are measured from.
+voiced frame, which is what the latency figures are measured from. A caller of
+the detector may end a turn sooner (:meth:`TurnDetector.end_turn`), when the words
+heard so far already make a complete turn.
 """
 
 from __future__ import annotations
@@ -90,6 +92,20 @@ class TurnDetector:
         difference would then reach the barge-in threshold a frame or more late.
         """
         return self._span_frames * self._frame_ms if self._is_speaking else 0.0
+
+    def silence_ms(self) -> float:
+        """The silence since the last voiced frame of the current speech (0 when not
+        speaking)."""
+        return self._silent_run * self._frame_ms if self._is_speaking else 0.0
+
+    def end_turn(self, *, at_ms: float) -> SpeechEnded:
+        """End the current turn now (the caller is speaking): the turn was understood as
+        complete before the silence that ends a turn had passed."""
+        if not self._is_speaking:
+            raise RuntimeError("no turn to end: the caller is not speaking")
+        self._is_speaking = False
+        self._silent_run = 0
+        return SpeechEnded(speech_end_ms=self._last_voiced_end_ms, decided_ms=at_ms)
 
     def is_voiced(self, pcm: bytes) -> bool:
         """webrtcvad's verdict on one frame, gated by energy.

@@ -21,6 +21,17 @@ within the frame that detected it. Then:
 * a false interruption (noise, or an echo of our own voice) ends as a turn without
   words: the cut answer, from the start of the sentence that was cut, is said again,
   and a cut goodbye still ends the call.
+
+Answering before the final transcript. A cloud recognizer's final result comes about a
+second after the caller stops; its interim hypothesis is there much sooner. After a
+short silence (``settled_end_of_turn_silence_ms``), when the hypothesis reaches the end
+of the caller's speech and does not stop mid-sentence, the turn ends and the policy
+answers that hypothesis at once (and a turn the full silence ended is answered on its
+hypothesis too, when there is one). The final still comes, and is what the call record
+keeps. When it says other words: if nobody has heard any of the answer yet, the answer
+is withdrawn (its queued speech dropped, the policy's state put back, or, when a tool
+already ran, the policy told its reply went unheard) and the final is answered instead;
+once the caller has heard it, the answer stands, as after any mishearing.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ from dataclasses import dataclass, field
 from reddytalk.audio.pacing import Pacer
 from reddytalk.audio.pcm import StreamResampler, frames_of
 from reddytalk.audio.turns import SpeechEnded, SpeechStarted, TurnDetector
+from reddytalk.dialogue.understanding import same_words, sounds_unfinished
 from reddytalk.errors import MalformedMessage, ProviderError
 from reddytalk.frames import (
     AudioChunk,
@@ -65,6 +77,8 @@ class CallTuning:
 
     Attributes:
         end_of_turn_silence_ms: Silence after speech that ends the caller's turn.
+        settled_end_of_turn_silence_ms: The shorter silence that ends it once the
+            recognizer's hypothesis covers the speech and does not stop mid-sentence.
         barge_in_ms: Caller speech over an answer that interrupts it.
         metadata_wait_ms: How long the greeting waits for ``AudioMetadata``
             before assuming ACS's default format (16 kHz).
@@ -72,6 +86,7 @@ class CallTuning:
     """
 
     end_of_turn_silence_ms: int = 400
+    settled_end_of_turn_silence_ms: int = 200
     barge_in_ms: int = 200
     metadata_wait_ms: int = 50
     hangup_grace_ms: int = 300
@@ -101,6 +116,17 @@ class _Utterance:
     is_started: bool = False
     is_dropped: bool = False  # interrupted: none of its frames may go out any more
     is_noted: bool = False  # in the transcript (or never started): accounted for
+
+
+@dataclass(slots=True)
+class _Answer:
+    """What one turn's answer queued, so that it can be withdrawn."""
+
+    queued: list[_Utterance | EndCall | TransferToStaff] = field(default_factory=list)
+    tool_calls: int = 0
+    revised: bool = False  # the final transcript said other words than the hypothesis
+    withdrawn: bool = False  # dropped before anyone heard it: say nothing more of it
+    ending_dropped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +172,9 @@ class CallSession:
         self._to_16k: StreamResampler | None = None
         self._carry16 = b""  # resampled audio short of a whole 20 ms frame
         self._preroll: collections.deque[bytes] = collections.deque(maxlen=_PREROLL_FRAMES)
-        self._turn_queue: asyncio.Queue[tuple[Awaitable[Transcript], TurnTimings]] = asyncio.Queue()
+        self._turn_queue: asyncio.Queue[tuple[Awaitable[Transcript], str, TurnTimings]] = (
+            asyncio.Queue()
+        )
         self._speech_queue: asyncio.Queue[Speech] = asyncio.Queue()
         self._frame_queue: asyncio.Queue[_Frame | _Hangup] = asyncio.Queue()
         self._synthesizing: asyncio.Task[None] | None = None
@@ -251,6 +279,13 @@ class CallSession:
             recognizer.accept(pcm16)
         if self._turns.voiced_ms() >= self._tuning.barge_in_ms and self._is_answering:
             self._barge_in()
+        hypothesis = ""
+        if event is None and recognizer is not None and self._turns.is_speaking:
+            silence_ms = self._turns.silence_ms()
+            if silence_ms >= self._tuning.settled_end_of_turn_silence_ms:
+                hypothesis = recognizer.hypothesis(trailing_silence_ms=int(silence_ms))
+                if hypothesis and not sounds_unfinished(hypothesis):
+                    event = self._turns.end_turn(at_ms=now)
         if isinstance(event, SpeechEnded):
             timings = TurnTimings(
                 turn=len(self.summary.turns) + 1,
@@ -259,11 +294,14 @@ class CallSession:
             )
             self.summary.turns.append(timings)
             if recognizer is not None:
+                if not hypothesis:
+                    silence_ms = event.decided_ms - event.speech_end_ms
+                    hypothesis = recognizer.hypothesis(trailing_silence_ms=int(silence_ms))
                 pending = recognizer.finish_turn()
             else:
                 pending = asyncio.get_running_loop().create_future()
                 pending.set_result(Transcript(""))
-            self._turn_queue.put_nowait((pending, timings))
+            self._turn_queue.put_nowait((pending, hypothesis, timings))
 
     def _barge_in(self) -> None:
         """The caller is talking over the answer: flush ACS's queue and stop speaking."""
@@ -313,32 +351,123 @@ class CallSession:
     async def _think(self) -> None:
         await self._say_greeting()
         while True:
-            pending, timings = await self._turn_queue.get()
-            heard = await pending
-            timings.transcript_final_ms = self.now_ms()
-            self.summary.transcript.append(("caller", heard.text))
+            pending, hypothesis, timings = await self._turn_queue.get()
             cut, ending = self._cut, self._cut_ending
             self._cut, self._cut_ending = [], None
-            if not heard.text:
-                log.info("turn %d: nothing recognized", timings.turn)
-                if cut or ending is not None:  # a false interruption: say it again
-                    timings.resumed = True
+            heard: Transcript | None
+            if hypothesis:
+                heard = await self._answer_early(hypothesis, pending, timings)
+            else:
+                heard = await pending
+                timings.transcript_final_ms = self.now_ms()
+                self.summary.transcript.append(("caller", heard.text))
+            if heard is not None:
+                if not heard.text:
+                    log.info("turn %d: nothing recognized", timings.turn)
+                if not heard.text and (cut or ending is not None):
+                    timings.resumed = True  # a false interruption: say it again
                     self._resume(cut, ending, timings)
-                    continue
-            async for output in self._policy.respond(heard):
-                if isinstance(output, Say):
-                    if timings.first_policy_text_ms is None:
-                        timings.first_policy_text_ms = self.now_ms()
-                    self._in_flight += 1
-                    self._speech_queue.put_nowait(_Utterance(output.text, timings))
-                elif isinstance(output, ToolCall):
-                    self.summary.tool_calls.append(output)
-                    log.info("tool %s called", output.name)
                 else:
-                    self._speech_queue.put_nowait(output)
-            timings.tier = self._policy.last_tier
+                    await self._respond(heard, timings, _Answer())
             if self._recognizer is not None:
                 self._recognizer.set_hints(self._policy.hints())
+
+    async def _respond(self, heard: Transcript, timings: TurnTimings, answer: _Answer) -> None:
+        """Run the policy on ``heard`` and queue what it says; once ``answer`` is
+        withdrawn, its tools still finish (and are recorded) but nothing more is said."""
+        async for output in self._policy.respond(heard):
+            if isinstance(output, ToolCall):
+                answer.tool_calls += 1
+                self.summary.tool_calls.append(output)
+                log.info("tool %s called", output.name)
+            elif answer.withdrawn:
+                continue
+            elif isinstance(output, Say):
+                if timings.first_policy_text_ms is None:
+                    timings.first_policy_text_ms = self.now_ms()
+                self._in_flight += 1
+                utterance = _Utterance(output.text, timings)
+                answer.queued.append(utterance)
+                self._speech_queue.put_nowait(utterance)
+            else:
+                answer.queued.append(output)
+                self._speech_queue.put_nowait(output)
+        timings.tier = self._policy.last_tier
+
+    async def _answer_early(
+        self, hypothesis: str, pending: Awaitable[Transcript], timings: TurnTimings
+    ) -> Transcript | None:
+        """Answer the turn on the recognizer's hypothesis while its final is coming.
+
+        Returns None when that answer stands, or the final transcript to answer instead
+        (the early answer was withdrawn; see the module's docstring).
+        """
+        timings.early = True
+        entry = len(self.summary.transcript)
+        self.summary.transcript.append(("caller", hypothesis))
+        restore = self._policy.checkpoint()
+        answer = _Answer()
+        final = asyncio.ensure_future(pending)
+
+        def check(done: asyncio.Future[Transcript]) -> None:
+            # As soon as the final comes, while the answer may still be unheard.
+            if done.cancelled() or done.exception() is not None:
+                return
+            timings.transcript_final_ms = self.now_ms()
+            if not same_words(done.result().text, hypothesis):
+                answer.revised = True
+                answer.withdrawn = self._withdraw(answer)
+
+        final.add_done_callback(check)
+        try:
+            await self._respond(Transcript(hypothesis, is_final=False), timings, answer)
+            heard = await final
+        finally:
+            final.cancel()  # nothing once it is done; else this task is being cancelled
+        self.summary.transcript[entry] = ("caller", heard.text)  # the record keeps the final
+        if not answer.revised:
+            return None
+        if not answer.withdrawn:
+            timings.revision = "kept"
+            log.info("turn %d: the final transcript differs; the answer was heard", timings.turn)
+            return None
+        timings.revision = "withdrawn"
+        log.info("turn %d: the final transcript differs; the unheard answer was withdrawn",
+                 timings.turn)  # fmt: skip
+        if answer.tool_calls:  # a tool ran: its result stays, the policy knows it went unheard
+            self._policy.reply_interrupted(ending_dropped=answer.ending_dropped)
+        else:
+            restore()
+        timings.first_policy_text_ms = timings.first_tts_audio_ms = None
+        return heard
+
+    def _withdraw(self, answer: _Answer) -> bool:
+        """Drop everything ``answer`` queued, if none of it was heard yet; say if it was."""
+        utterances = [item for item in answer.queued if isinstance(item, _Utterance)]
+        if any(item.is_started for item in utterances):
+            return False
+
+        def mine(item: _Frame | Speech) -> bool:
+            owner = item.utterance if isinstance(item, _Frame) else item
+            return any(owner is queued for queued in answer.queued)
+
+        if self._synthesizing is not None and self._synth_item in utterances:
+            self._synthesizing.cancel()
+            self._synth_item = None
+        for queue in (self._speech_queue, self._frame_queue):
+            kept = []
+            while not queue.empty():
+                item = queue.get_nowait()
+                if not mine(item):
+                    kept.append(item)
+            for item in kept:
+                queue.put_nowait(item)  # type: ignore[arg-type]
+        for item in utterances:
+            self._note_said(item, interrupted=True)  # never started: not in the transcript
+        answer.ending_dropped = any(isinstance(item, EndCall) for item in answer.queued)
+        answer.queued.clear()
+        answer.withdrawn = True
+        return True
 
     def _resume(self, cut: list[_Utterance], ending: EndCall | None, timings: TurnTimings) -> None:
         """Say again what a false interruption cut, from the start of the cut sentence."""
@@ -436,10 +565,11 @@ class CallSession:
             await self._pacer.wait_for_slot()
             if item.is_dropped:  # barged in on while this frame waited for its slot
                 continue
+            first = not item.is_started
+            item.is_started = True  # before the send: from here on it may be heard
             async with self._send_lock:
                 await self._send(frame.message)
-            if not item.is_started:
-                item.is_started = True
+            if first:
                 now = self.now_ms()
                 if item.timings is None:
                     self.summary.greeting_first_frame_ms = now

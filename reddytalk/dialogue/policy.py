@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from reddytalk.dialogue import phrasing, spoken
 from reddytalk.dialogue.grammar import DialogueState, hints_for
 from reddytalk.dialogue.safety import detect_emergency
+from reddytalk.dialogue.state import snapshot
 from reddytalk.dialogue.tools import ReceptionistTools
 from reddytalk.dialogue.understanding import (
     Intent,
@@ -122,6 +123,17 @@ class ReceptionistPolicy:
         does not end the call: the caller is asked what else they need."""
         if ending_dropped and self.state is S.ENDED:
             self.state, self._last_prompt = S.ANYTHING_ELSE, _ANYTHING_ELSE
+
+    def checkpoint(self) -> Callable[[], None]:
+        """Remember the conversation's state (and the tools'); the result puts it back."""
+        own = snapshot(self, shared=("_tools", "_clinic"))
+        tools = self._tools.checkpoint()
+
+        def restore() -> None:
+            own()
+            tools()
+
+        return restore
 
     def read_back(
         self,

@@ -33,12 +33,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
 from reddytalk.dialogue import phrasing, spoken
 from reddytalk.dialogue.policy import ReceptionistPolicy
+from reddytalk.dialogue.state import snapshot
 from reddytalk.dialogue.tools import ReceptionistTools
 from reddytalk.dialogue.understanding import find_appointment_type, find_provider
 from reddytalk.errors import BookingRefused, ProviderError, SchedulingError, SlotUnavailable
@@ -53,14 +54,31 @@ from reddytalk.ports import (
 )
 from reddytalk.scheduling.model import Appointment, Slot
 
-__all__ = ["HOLDING_PHRASE", "INSTRUCTIONS", "WRITE_TOOLS", "Tier", "TieredPolicy"]
+__all__ = [
+    "ACKNOWLEDGEMENTS",
+    "HOLDING_PHRASE",
+    "INSTRUCTIONS",
+    "WRITE_TOOLS",
+    "Tier",
+    "TieredPolicy",
+    "acknowledgement",
+]
 
 HOLDING_PHRASE = "One moment."
+#: Said the moment a turn goes to a model, from cached audio (the voice's phrase cache
+#: keeps them), so the caller hears the receptionist while the model's first token is
+#: 450-800 ms away: "Let me check." before a question or a search, "Okay." otherwise.
+ACKNOWLEDGEMENTS = ("Let me check.", "Okay.")
+_QUESTION_WORDS = frozenset(
+    "do does did can could is are was were will would what when where which who whose why "
+    "how should may have has".split()
+)
 WRITE_TOOLS = frozenset({"book", "reschedule", "cancel"})
 _READ_BACK = "Read back to the caller, who was asked to confirm; wait for the answer."
 _HELD_BACK = WRITE_TOOLS | {"end_call", "send_confirmation"}
 _MAX_ROUNDS = 5  # completions per turn: tool rounds and the escalation together
 _SEVERAL_CONSTRAINTS = 3
+_COLLABORATORS = ("_tools", "_clinic", "_chat", "_schemas", "_deployments", "_instructions")
 INSTRUCTIONS = (
     "You are the virtual receptionist of a medical clinic, speaking with a caller on the "
     "phone. Answer in one to three short spoken sentences, without lists or markup. "
@@ -104,6 +122,8 @@ class TieredPolicy:
         fast_deployment: The deployment for ordinary turns.
         complex_deployment: The deployment the escalation rule picks.
         instructions: The stable part of the system prompt (first, for prompt caching).
+        acknowledge: Say a fitting acknowledgement (:data:`ACKNOWLEDGEMENTS`) as a turn
+            goes to a model; it then stands in for the holding phrase.
     """
 
     def __init__(
@@ -115,6 +135,7 @@ class TieredPolicy:
         fast_deployment: str,
         complex_deployment: str,
         instructions: str = INSTRUCTIONS,
+        acknowledge: bool = True,
     ) -> None:
         self._tools = tools
         self._clinic = tools.clinic
@@ -122,6 +143,7 @@ class TieredPolicy:
         self._schemas = tool_schemas
         self._deployments = {Tier.FAST: fast_deployment, Tier.COMPLEX: complex_deployment}
         self._instructions = instructions
+        self._acknowledge = acknowledge
         self._deterministic = ReceptionistPolicy(tools=tools)
         self._history: list[dict[str, Any]] = []
         self._slots: dict[str, Slot] = {}  # offered to this call
@@ -147,6 +169,17 @@ class TieredPolicy:
         self._interrupted = True
         self._deterministic.reply_interrupted(ending_dropped=ending_dropped)
 
+    def checkpoint(self) -> Callable[[], None]:
+        """Remember the conversation (the model's and code's); the result puts it back."""
+        own = snapshot(self, shared=(*_COLLABORATORS, "_deterministic"))
+        deterministic = self._deterministic.checkpoint()
+
+        def restore() -> None:
+            own()
+            deterministic()
+
+        return restore
+
     async def respond(self, heard: Transcript) -> AsyncIterator[PolicyOutput]:
         """Answer one caller turn by the first tier that can; ``last_tier`` says which."""
         self._interrupted = False
@@ -168,10 +201,15 @@ class TieredPolicy:
             async for output in self._deterministic.respond(heard):
                 yield output
             return
-        tier = Tier.COMPLEX if self.is_complex_turn(heard.text) else Tier.FAST
+        is_complex = self.is_complex_turn(heard.text)
+        tier = Tier.COMPLEX if is_complex else Tier.FAST
         self.last_tier = tier
+        if self._acknowledge:
+            yield Say(acknowledgement(heard.text, is_complex=is_complex))
         try:
-            async for output in self._answer_with_model(heard.text, tier):
+            async for output in self._answer_with_model(
+                heard.text, tier, acknowledged=self._acknowledge
+            ):
                 yield output
             if self._read_back_said is None:  # else the read-back's answer is code's
                 self._deterministic.hand_back()
@@ -214,9 +252,11 @@ class TieredPolicy:
             {"role": "system", "content": facts},
         ]
 
-    async def _answer_with_model(self, text: str, tier: Tier) -> AsyncIterator[PolicyOutput]:
+    async def _answer_with_model(
+        self, text: str, tier: Tier, *, acknowledged: bool
+    ) -> AsyncIterator[PolicyOutput]:
         turn: list[dict[str, Any]] = [{"role": "user", "content": text}]
-        held = [False]  # the holding phrase is said once per turn
+        held = [acknowledged]  # the holding phrase is said once per turn, if at all
         spoken_any = False
         ending: PolicyOutput | None = None
         self._read_back_said = None
@@ -433,3 +473,12 @@ def _date(value: object) -> dt.date | None:
 
 def _time(value: object) -> dt.time | None:
     return dt.time.fromisoformat(str(value)) if value else None
+
+
+def acknowledgement(text: str, *, is_complex: bool = False) -> str:
+    """The acknowledgement that fits the caller's words: "Let me check." for a question
+    or a search with several constraints, else "Okay."."""
+    words = text.lower().split()
+    if is_complex or (words and words[0] in _QUESTION_WORDS) or text.rstrip().endswith("?"):
+        return ACKNOWLEDGEMENTS[0]
+    return ACKNOWLEDGEMENTS[1]

@@ -21,6 +21,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from reddytalk.dialogue.state import snapshot
 from reddytalk.errors import BookingRefused, ProviderError, SchedulingError, SlotUnavailable
 from reddytalk.frames import ToolCall
 from reddytalk.logs import remember_phi
@@ -80,6 +81,12 @@ class ReceptionistTools:
         self._messages = 0
         self._change: _Change | None = None
         self._text_consent: _Change | None = None
+
+    def checkpoint(self) -> Callable[[], None]:
+        """Remember what the tools hold for the call (the patient, a read-back, a yes);
+        the result puts it back. Nothing outside the call is undone: withdraw only
+        answers that called no tool."""
+        return snapshot(self, shared=("clinic", "_office", "_call_id", "_clock"))
 
     def now(self) -> dt.datetime:
         """The current time."""

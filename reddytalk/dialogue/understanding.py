@@ -24,6 +24,8 @@ __all__ = [
     "is_yes",
     "normalize",
     "parse_full_name",
+    "same_words",
+    "sounds_unfinished",
 ]
 
 
@@ -88,6 +90,26 @@ def normalize(text: str) -> str:
     text = text.lower().replace("’", "'").replace("-", " ")
     text = re.sub(r"[^a-z0-9' ]+", " ", text)
     return re.sub(r"\s+", " ", text).strip()
+
+
+# Words a finished sentence does not end on: a caller who stops after them is pausing
+# ("I'd like to book a... um"), so the turn waits for the full end-of-turn silence.
+_CONTINUING = frozenset(
+    "a an the and or but so because um uh er erm hmm like to for with at on in of from "
+    "my your our his her their is are was be i i'm it's that's want need would could "
+    "about next this at around before after than then".split()
+)
+
+
+def sounds_unfinished(text: str) -> bool:
+    """Whether words heard so far stop where a sentence does not (or are no words)."""
+    words = normalize(text).split()
+    return not words or words[-1] in _CONTINUING
+
+
+def same_words(a: str, b: str) -> bool:
+    """Whether two transcripts say the same words (case and punctuation aside)."""
+    return normalize(a) == normalize(b)
 
 
 def is_yes(text: str) -> bool:

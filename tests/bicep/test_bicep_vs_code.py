@@ -42,6 +42,7 @@ NOT_SET_IN_AZURE = {
     # Conversation tuning: the code's defaults are the tuned values; set them in Azure only
     # to experiment.
     "REDDYTALK_END_OF_TURN_MS",
+    "REDDYTALK_SETTLED_END_OF_TURN_MS",
     "REDDYTALK_BARGE_IN_MS",
     # The cloud profile's defaults (cosmos, fhir) are what Azure runs; the media worker builds
     # no EHR, so it needs no REDDYTALK_EHR either.

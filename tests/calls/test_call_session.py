@@ -22,15 +22,20 @@ import pytest
 from reddytalk.audio.pcm import StreamResampler, frames_of
 from reddytalk.audio.turns import TurnDetector
 from reddytalk.calls.session import CallSession, CallSummary, CallTuning
-from reddytalk.frames import AudioFormat, EndCall, PolicyOutput, Say, Transcript
+from reddytalk.frames import AudioFormat, EndCall, PolicyOutput, Say, ToolCall, Transcript
 from reddytalk.ports import RecognitionHints, SpeechRecognizer
 from reddytalk.telephony import acs_media
 
 FRAME_S = 0.020
 EARLY_S = 0.002  # slack for timer wake-ups when checking "never before its slot"
 TUNING = CallTuning(
-    end_of_turn_silence_ms=200, barge_in_ms=100, metadata_wait_ms=50, hangup_grace_ms=20
+    end_of_turn_silence_ms=200,
+    settled_end_of_turn_silence_ms=100,
+    barge_in_ms=100,
+    metadata_wait_ms=50,
+    hangup_grace_ms=20,
 )
+SETTLED_FRAMES = TUNING.settled_end_of_turn_silence_ms // 20
 END_OF_TURN_FRAMES = TUNING.end_of_turn_silence_ms // 20
 TURN_VOICED_FRAMES = 6
 PAUSE_FRAMES = END_OF_TURN_FRAMES - 1  # the longest pause that must not end a turn
@@ -78,11 +83,17 @@ class ToneSpeech:
     """
 
     def __init__(
-        self, durations_ms: dict[str, int], *, chunk_bytes: int = 3000, chunk_gap_s: float = 0
+        self,
+        durations_ms: dict[str, int],
+        *,
+        chunk_bytes: int = 3000,
+        chunk_gap_s: float = 0,
+        first_audio_s: float = 0.002,
     ) -> None:
         self._durations_ms = durations_ms
         self._chunk_bytes = chunk_bytes
         self._chunk_gap_s = chunk_gap_s
+        self._first_audio_s = first_audio_s
         self._levels = {text: 2000 + 1000 * i for i, text in enumerate(durations_ms)}
         self.requests: list[tuple[str, int]] = []
 
@@ -101,17 +112,37 @@ class ToneSpeech:
     async def synthesize(self, text: str, *, sample_rate_hz: int) -> AsyncIterator[bytes]:
         self.requests.append((text, sample_rate_hz))
         pcm = self.pcm(text, sample_rate_hz)
-        await asyncio.sleep(0.002)  # an engine takes a moment before its first audio
+        await asyncio.sleep(self._first_audio_s)  # an engine's moment before its first audio
         for start in range(0, len(pcm), self._chunk_bytes):
             yield pcm[start : start + self._chunk_bytes]
             await asyncio.sleep(self._chunk_gap_s)
 
 
-class ScriptedRecognizer:
-    """SpeechRecognizer double: answers each finished turn with the next scripted text."""
+@dataclass(frozen=True)
+class Hypothesis:
+    """A turn's interim words, there once ``after_silence_ms`` of silence was fed (as a
+    cloud recognizer's result reaches the end of the speech a moment after it ends)."""
 
-    def __init__(self, transcripts: list[str], *, progress: Callable[[], int]) -> None:
+    text: str
+    after_silence_ms: int = 0
+
+
+class ScriptedRecognizer:
+    """SpeechRecognizer double: answers each finished turn with the next scripted text,
+    ``final_s`` after the turn ends; a turn may have a scripted hypothesis first."""
+
+    def __init__(
+        self,
+        transcripts: list[str],
+        *,
+        progress: Callable[[], int],
+        hypotheses: Sequence[Hypothesis | None] = (),
+        final_s: float = 0.005,
+    ) -> None:
         self._transcripts = list(transcripts)
+        self._hypotheses = list(hypotheses)
+        self._final_s = final_s
+        self.asked_after_ms: list[int] = []  # the trailing silence of each hypothesis call
         self._progress = progress
         self.turns_started = 0
         self.frames_accepted = 0
@@ -129,11 +160,19 @@ class ScriptedRecognizer:
         assert len(pcm) == 640, "the recognizer takes whole 20 ms frames at 16 kHz"
         self.frames_accepted += 1
 
+    def hypothesis(self, *, trailing_silence_ms: int) -> str:
+        self.asked_after_ms.append(trailing_silence_ms)
+        turn = len(self.finished_at)
+        scripted = self._hypotheses[turn] if turn < len(self._hypotheses) else None
+        if scripted is None or trailing_silence_ms < scripted.after_silence_ms:
+            return ""
+        return scripted.text
+
     def finish_turn(self) -> Awaitable[Transcript]:
         self.finished_at.append(self._progress())
         text = self._transcripts.pop(0) if self._transcripts else ""
         final: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
-        asyncio.get_running_loop().call_later(0.005, final.set_result, Transcript(text))
+        asyncio.get_running_loop().call_later(self._final_s, final.set_result, Transcript(text))
         return final
 
     def close(self) -> None:
@@ -143,11 +182,20 @@ class ScriptedRecognizer:
 class ScriptedPolicy:
     """DialoguePolicy double: a fixed answer per transcript, nothing for the rest."""
 
-    def __init__(self, answers: dict[str, list[PolicyOutput]]) -> None:
-        self._answers = answers
+    def __init__(
+        self,
+        answers: dict[str, list[PolicyOutput | float]],
+    ) -> None:
+        self._answers = answers  # a float in an answer: the policy thinks that many seconds
         self.heard: list[str] = []
+        self.finals: list[bool] = []
         self.last_tier: str | None = None
         self.interruptions: list[bool] = []  # ending_dropped, per reply_interrupted
+        self.restored: list[int] = []  # turns heard when a checkpoint was put back
+
+    def checkpoint(self) -> Callable[[], None]:
+        turns = len(self.heard)
+        return lambda: self.restored.append(turns)
 
     def reply_interrupted(self, *, ending_dropped: bool) -> None:
         self.interruptions.append(ending_dropped)
@@ -160,10 +208,14 @@ class ScriptedPolicy:
 
     async def respond(self, heard: Transcript) -> AsyncIterator[PolicyOutput]:
         self.heard.append(heard.text)
+        self.finals.append(heard.is_final)
         self.last_tier = "deterministic"
         await asyncio.sleep(0.002)  # a policy takes a moment before its first words
         for output in self._answers.get(heard.text, []):
-            yield output
+            if isinstance(output, float):
+                await asyncio.sleep(output)
+            else:
+                yield output
 
 
 # -- the wire -----------------------------------------------------------------------
@@ -252,10 +304,15 @@ def _call(
     transcripts: Sequence[str] = (),
     tuning: CallTuning = TUNING,
     greeting_audio: Callable[[str, int], Awaitable[bytes]] | None = None,
+    hypotheses: Sequence[Hypothesis | None] = (),
+    final_s: float = 0.005,
 ) -> tuple[CallSummary, Line, ScriptedRecognizer]:
     """Run one call: the session on one end of a line, ``script`` on the other."""
     line = Line()
-    recognizer = ScriptedRecognizer(list(transcripts), progress=lambda: line.delivered)
+    recognizer = ScriptedRecognizer(
+        list(transcripts), progress=lambda: line.delivered, hypotheses=hypotheses,
+        final_s=final_s,
+    )  # fmt: skip
 
     async def main() -> CallSummary:
         line.session = CallSession(
@@ -631,3 +688,164 @@ def test_frames_stay_paced_when_speech_streams_in_small_chunks() -> None:
     assert len(line.frames()) == 10
     for n, sent in enumerate(line.sent):
         assert sent.at_s - line.sent[0].at_s >= n * FRAME_S - EARLY_S
+
+
+# -- answering on the recognizer's hypothesis -------------------------------------------
+
+ASKED_HOURS_SPOKEN = "What are your opening hours?"  # the final's form of ASKED_HOURS
+ASKED_SATURDAY_TOO = "what are your opening hours on saturday"
+
+
+def _frames_of(line: Line, tts: ToneSpeech, text: str) -> int:
+    return sum(1 for frame in line.frames() if tts.text_of(frame) == text)
+
+
+def test_a_settled_hypothesis_ends_the_turn_early_and_is_answered_before_the_final() -> None:
+    tts = ToneSpeech({GREETING: 60, HOURS: 200})
+    policy = ScriptedPolicy({ASKED_HOURS: [Say(HOURS)]})
+
+    async def script(line: Line) -> None:
+        await _greeted(line)
+        await _turn(line)
+        await line.until(lambda: line.has_said(HOURS))
+        await asyncio.sleep(0.25)  # the final comes 300 ms after the turn ended
+
+    summary, line, recognizer = _call(
+        script, policy=policy, tts=tts, transcripts=[ASKED_HOURS_SPOKEN],
+        hypotheses=[Hypothesis(ASKED_HOURS, after_silence_ms=120)], final_s=0.3,
+    )  # fmt: skip
+
+    # Asked from the settled silence (100 ms) on; the words covered the speech at 120 ms,
+    # so the turn ended on the 6th silent frame, not the 10th.
+    assert recognizer.asked_after_ms[:2] == [100, 120]
+    assert recognizer.finished_at == [1 + TURN_VOICED_FRAMES + 6]
+    (timings,) = summary.turns
+    assert timings.turn_end_decided_ms is not None and timings.caller_speech_end_ms is not None
+    assert timings.turn_end_decided_ms - timings.caller_speech_end_ms == pytest.approx(120, abs=1)
+    assert policy.heard == [ASKED_HOURS] and policy.finals == [False]
+    assert timings.first_frame_sent_ms is not None and timings.transcript_final_ms is not None
+    assert timings.first_frame_sent_ms < timings.transcript_final_ms  # answered first
+    assert timings.early and timings.revision is None and policy.restored == []
+    assert _frames_of(line, tts, HOURS) == tts.frames_in(HOURS)
+    # The record keeps the final's words.
+    assert summary.transcript == [
+        ("receptionist", GREETING),
+        ("caller", ASKED_HOURS_SPOKEN),
+        ("receptionist", HOURS),
+    ]
+
+
+def test_a_hypothesis_that_stops_mid_sentence_waits_for_the_full_silence() -> None:
+    tts = ToneSpeech({GREETING: 60, HOURS: 100})
+    unfinished = "what are your opening hours and"
+    policy = ScriptedPolicy({unfinished: [Say(HOURS)]})
+
+    async def script(line: Line) -> None:
+        await _greeted(line)
+        await _turn(line)
+        await line.until(lambda: line.has_said(HOURS))
+
+    summary, _, recognizer = _call(
+        script, policy=policy, tts=tts, transcripts=[unfinished],
+        hypotheses=[Hypothesis(unfinished)],
+    )  # fmt: skip
+
+    assert recognizer.finished_at == [1 + TURN_VOICED_FRAMES + END_OF_TURN_FRAMES]
+    # Once the full silence ended the turn, its hypothesis is still answered at once.
+    assert policy.heard == [unfinished] and policy.finals == [False]
+    assert summary.turns[0].early
+
+
+@pytest.mark.parametrize(
+    "still", ["thinking", "synthesizing"], ids=["policy-thinking", "speech-synthesizing"]
+)
+def test_a_final_with_other_words_withdraws_an_unheard_answer_and_answers_the_final(
+    still: str,
+) -> None:
+    # The final (50 ms after the turn) comes while the policy still thinks about the
+    # hypothesis, or while its answer is being synthesized.
+    thinking: list[PolicyOutput | float] = [0.2] if still == "thinking" else []
+    tts = ToneSpeech(
+        {GREETING: 60, HOURS: 200, SATURDAY: 200},
+        first_audio_s=0.2 if still == "synthesizing" else 0.002,
+    )
+    policy = ScriptedPolicy({
+        ASKED_HOURS: [*thinking, Say(HOURS), EndCall()],
+        ASKED_SATURDAY_TOO: [Say(SATURDAY)],
+    })  # fmt: skip
+
+    async def script(line: Line) -> None:
+        await _greeted(line)
+        await _turn(line)
+        await line.until(lambda: line.has_said(SATURDAY))
+        await asyncio.sleep(0.3)  # whatever was withdrawn would have played by now
+
+    summary, line, _ = _call(
+        script, policy=policy, tts=tts, transcripts=[ASKED_SATURDAY_TOO],
+        hypotheses=[Hypothesis(ASKED_HOURS)], final_s=0.05,
+    )  # fmt: skip
+
+    assert policy.heard == [ASKED_HOURS, ASKED_SATURDAY_TOO]
+    assert policy.finals == [False, True]
+    assert policy.restored == [0]  # no tool ran: the policy's state was put back
+    assert policy.interruptions == []
+    assert _frames_of(line, tts, HOURS) == 0
+    assert _frames_of(line, tts, SATURDAY) == tts.frames_in(SATURDAY)
+    assert summary.ending == "caller_hung_up"  # the withdrawn answer's EndCall went too
+    (timings,) = summary.turns
+    assert timings.early and timings.revision == "withdrawn"
+    assert summary.transcript == [
+        ("receptionist", GREETING),
+        ("caller", ASKED_SATURDAY_TOO),
+        ("receptionist", SATURDAY),
+    ]
+    assert line.stops() == 0 and summary.barge_ins == 0
+
+
+def test_a_final_with_other_words_after_the_answer_was_heard_keeps_it() -> None:
+    tts = ToneSpeech({GREETING: 60, HOURS: 200, SATURDAY: 200})
+    policy = ScriptedPolicy({ASKED_HOURS: [Say(HOURS)], ASKED_SATURDAY_TOO: [Say(SATURDAY)]})
+
+    async def script(line: Line) -> None:
+        await _greeted(line)
+        await _turn(line)
+        await line.until(lambda: line.has_said(HOURS))
+        await asyncio.sleep(0.2)  # the final (300 ms) comes after the answer began
+
+    summary, line, _ = _call(
+        script, policy=policy, tts=tts, transcripts=[ASKED_SATURDAY_TOO],
+        hypotheses=[Hypothesis(ASKED_HOURS)], final_s=0.3,
+    )  # fmt: skip
+
+    assert policy.heard == [ASKED_HOURS] and policy.restored == []
+    assert _frames_of(line, tts, HOURS) == tts.frames_in(HOURS)
+    assert _frames_of(line, tts, SATURDAY) == 0
+    (timings,) = summary.turns
+    assert timings.revision == "kept"
+    assert ("caller", ASKED_SATURDAY_TOO) in summary.transcript
+
+
+def test_a_withdrawn_answer_whose_tool_ran_keeps_the_result_and_tells_the_policy() -> None:
+    tts = ToneSpeech({GREETING: 60, HOURS: 200, SATURDAY: 200})
+    looked_up = ToolCall("find_slots", {"day": "saturday"}, {"slots": 2})
+    policy = ScriptedPolicy({
+        ASKED_HOURS: [looked_up, 0.2, Say(HOURS)],
+        ASKED_SATURDAY_TOO: [Say(SATURDAY)],
+    })  # fmt: skip
+
+    async def script(line: Line) -> None:
+        await _greeted(line)
+        await _turn(line)
+        await line.until(lambda: line.has_said(SATURDAY))
+
+    summary, line, _ = _call(
+        script, policy=policy, tts=tts, transcripts=[ASKED_SATURDAY_TOO],
+        hypotheses=[Hypothesis(ASKED_HOURS)], final_s=0.05,
+    )  # fmt: skip
+
+    assert summary.tool_calls == [looked_up]
+    assert policy.restored == []  # a tool ran: its result stays in the conversation
+    assert policy.interruptions == [False]  # and the policy knows its reply went unheard
+    assert policy.heard == [ASKED_HOURS, ASKED_SATURDAY_TOO]
+    assert _frames_of(line, tts, HOURS) == 0
+    assert summary.turns[0].revision == "withdrawn"

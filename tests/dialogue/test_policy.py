@@ -194,6 +194,20 @@ def test_booking_needs_a_yes(call: Call) -> None:
     assert call.tools.outcome == "no_action"
 
 
+def test_a_checkpoint_puts_the_conversation_and_the_tools_back(call: Call) -> None:
+    call.script(*BOOK_UNTIL_CONFIRM)
+    read_back = call.tools._read_back
+    assert read_back is not None and call.policy.state is grammar.DialogueState.CONFIRM
+    restore = call.policy.checkpoint()
+    call.say("no")  # an answer on a hypothesis the final then contradicted
+    assert call.policy.state is grammar.DialogueState.ASK_WHEN
+    restore()
+    assert call.policy.state is grammar.DialogueState.CONFIRM
+    assert call.tools._read_back == read_back
+    booked = [c for c in _tools(call.say("yes please")) if c.name == "book"]
+    assert len(booked) == 1  # the read-back stands: the yes books it
+
+
 def test_an_unclear_answer_at_the_confirm_books_nothing(call: Call) -> None:
     turns = call.script(*BOOK_UNTIL_CONFIRM, "banana")
     assert "didn't catch that" in _says(turns[-1])

@@ -13,10 +13,17 @@ from typing import Any
 
 import pytest
 
-from reddytalk.dialogue.tiered import HOLDING_PHRASE, Tier, TieredPolicy
+from reddytalk.dialogue.tiered import (
+    ACKNOWLEDGEMENTS,
+    HOLDING_PHRASE,
+    Tier,
+    TieredPolicy,
+    acknowledgement,
+)
 from reddytalk.frames import EndCall, PolicyOutput, Say, ToolCall, Transcript, TransferToStaff
 from reddytalk.providers.llm.azure_openai import AzureOpenAIChat
 from reddytalk.providers.llm.tool_schemas import receptionist_tools
+from reddytalk.providers.tts.phrase_cache import DEFAULT_PHRASES
 from tests.dialogue.test_policy import BOOK_UNTIL_CONFIRM, Call, _call
 from tests.providers.test_azure_openai_chat import (
     KEY,
@@ -72,8 +79,14 @@ def call(tmp_path: Path) -> Iterator[Call]:
 
 
 def _run(
-    call: Call, scripts: list[list[Step] | int], *turns: str, late_ms: float = 1000
+    call: Call,
+    scripts: list[list[Step] | int],
+    *turns: str,
+    late_ms: float = 1000,
+    acknowledge: bool = False,
 ) -> tuple[Scripted, TieredPolicy, list[list[PolicyOutput]]]:
+    """The turns on a tiered policy over the scripted model; without acknowledgements
+    unless asked (their own tests below), so each test sees only the model's words."""
     async def main() -> tuple[Scripted, TieredPolicy, list[list[PolicyOutput]]]:
         async with Scripted() as server:
             server.scripts = list(scripts)
@@ -82,7 +95,8 @@ def _run(
             async with chat:
                 policy = TieredPolicy(tools=call.tools, chat=chat,
                                       tool_schemas=receptionist_tools(),
-                                      fast_deployment=FAST, complex_deployment=COMPLEX)  # fmt: skip
+                                      fast_deployment=FAST, complex_deployment=COMPLEX,
+                                      acknowledge=acknowledge)  # fmt: skip
                 policy.greeting()
                 outputs = []
                 for turn in turns:
@@ -274,3 +288,56 @@ def test_an_emergency_never_reaches_the_model(call: Call) -> None:
     assert server.requests == []
     assert policy.last_tier is Tier.SAFETY
     assert turn[-1] == TransferToStaff(reason="emergency")
+
+
+def test_a_checkpoint_takes_a_model_turn_out_of_the_conversation(call: Call) -> None:
+    async def main() -> Scripted:
+        async with Scripted() as server:
+            server.scripts = [_answer("We accept Aetna."), _answer("There is a car park.")]
+            async with AzureOpenAIChat(endpoint=server.endpoint, api_key=KEY) as chat:
+                policy = TieredPolicy(tools=call.tools, chat=chat,
+                                      tool_schemas=receptionist_tools(),
+                                      fast_deployment=FAST, complex_deployment=COMPLEX)  # fmt: skip
+                policy.greeting()
+                restore = policy.checkpoint()
+                [o async for o in policy.respond(Transcript("do you take aetna", is_final=False))]
+                restore()  # the final said something else, and nobody heard the answer
+                [o async for o in policy.respond(Transcript("is there parking by the clinic"))]
+            return server
+
+    server = asyncio.run(main())
+    second = server.requests[1].body["messages"]
+    assert [m["role"] for m in second] == ["system", "system", "assistant", "user"]
+    assert second[-1]["content"] == "is there parking by the clinic"
+    assert all("aetna" not in str(m.get("content", "")).lower() for m in second)
+
+
+def test_a_turn_for_the_model_is_acknowledged_at_once_with_a_fitting_cached_phrase(
+    call: Call,
+) -> None:
+    question = _answer("We accept most major insurance plans.")
+    statement = _answer("I can pass that on to our billing team.")
+    server, _, turns = _run(call, [question, statement], "do you take aetna insurance",
+                            "i have a problem with my bill", acknowledge=True)  # fmt: skip
+    assert _says(turns[0]) == ["Let me check.", "We accept most major insurance plans."]
+    assert _says(turns[1]) == ["Okay.", "I can pass that on to our billing team."]
+    assert set(ACKNOWLEDGEMENTS) <= set(DEFAULT_PHRASES)  # replayed from the voice's cache
+    # The acknowledgement is not the model's: it never sees it in the conversation.
+    sent = server.requests[1].body["messages"]
+    assert all(message.get("content") not in ACKNOWLEDGEMENTS for message in sent)
+
+
+def test_an_acknowledged_turn_says_no_holding_phrase_and_code_turns_no_acknowledgement(
+    call: Call,
+) -> None:
+    late = [Pause(0.2), *_answer("We accept Aetna.")]
+    _, _, turns = _run(call, [late], "do you take aetna insurance", BOOK_UNTIL_CONFIRM[0],
+                       late_ms=50, acknowledge=True)  # fmt: skip
+    assert _says(turns[0]) == ["Let me check.", "We accept Aetna."]
+    assert not set(_says(turns[1])) & {*ACKNOWLEDGEMENTS, HOLDING_PHRASE}
+
+
+def test_the_acknowledgement_fits_the_words() -> None:
+    assert acknowledgement("Can I come in on Friday") == "Let me check."
+    assert acknowledgement("tuesday morning with doctor okafor", is_complex=True) == "Let me check."
+    assert acknowledgement("my knee still hurts") == "Okay."

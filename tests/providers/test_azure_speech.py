@@ -115,6 +115,42 @@ async def test_interim_only_at_the_bound_stands_in_not_final() -> None:
 
 
 @run_async
+async def test_the_hypothesis_is_given_once_the_results_reach_the_end_of_the_speech() -> None:
+    assembler = SegmentAssembler(final_wait_ms=500)
+    assembler.start_turn(at_ticks=10 * S)
+    speech_end = 12 * S
+    assert assembler.hypothesis(through_ticks=speech_end) == ""  # nothing heard yet
+    await replay(assembler, [("recognizing", ("i would", 10 * S + S // 2, S // 2))])
+    assert assembler.hypothesis(through_ticks=speech_end) == ""  # heard up to 11 s only
+    # Within 100 ms of the end of the speech: the VAD and Speech place it a frame apart.
+    await replay(assembler, [("recognizing", ("i would like a visit", 10 * S + S // 2,
+                                              S + 4 * S // 10))])  # fmt: skip
+    assert assembler.hypothesis(through_ticks=speech_end) == "i would like a visit"
+    assert assembler.hypothesis(through_ticks=speech_end + S // 5) == ""  # 200 ms short
+    # A closed segment and the one after it make the turn's words together.
+    closed = ("recognized", ("I would like a visit.", 10 * S + S // 2, 14 * S // 10))
+    await replay(assembler, [closed, ("recognizing", ("at three", 12 * S + S // 2, S // 2))])
+    assert assembler.hypothesis(through_ticks=13 * S) == "I would like a visit. at three"
+    pending = assembler.finish_turn()
+    assert assembler.hypothesis(through_ticks=13 * S) == ""  # the turn is over
+    assembler.close()
+    assert pending.cancelled()
+
+
+@run_async
+async def test_an_earlier_turns_results_never_make_the_next_turns_hypothesis() -> None:
+    assembler = SegmentAssembler(final_wait_ms=500)
+    assembler.start_turn(at_ticks=0)
+    first = assembler.finish_turn()
+    assembler.start_turn(at_ticks=5 * S)
+    await replay(assembler, [("recognizing", ("no thanks", S, 3 * S))])  # the first turn's
+    assert assembler.hypothesis(through_ticks=4 * S) == ""
+    assert assembler.hypothesis(through_ticks=6 * S) == ""
+    assembler.close()
+    assert first.cancelled()
+
+
+@run_async
 async def test_a_segment_without_words_ends_the_wait() -> None:
     assembler = SegmentAssembler(final_wait_ms=5_000)
     assembler.start_turn(at_ticks=0)
@@ -215,7 +251,11 @@ async def test_accept_writes_frames_to_a_push_stream_without_blocking(tmp_path: 
     for _ in range(500):  # 10 s of audio, nobody reading it
         recognizer.accept(bytes(640))
     assert (time.perf_counter() - started) / 500 < 0.001
-    assert await recognizer.finish_turn() == Transcript("")
+    # The recognizer asks for words reaching 10 s less the trailing silence it was told.
+    await replay(assembler, [("recognizing", ("hello", 9 * S, S // 2))])
+    assert recognizer.hypothesis(trailing_silence_ms=400) == "hello"  # through 9.6 s
+    assert recognizer.hypothesis(trailing_silence_ms=200) == ""  # through 9.8 s
+    assert await recognizer.finish_turn() == Transcript("hello", is_final=False)
     recognizer.start_turn()  # 10 s + the silence after the turn (400 ms)
     assert assembler._turns[-1].start_ticks == 104 * S // 10
     recognizer.close()

@@ -16,6 +16,13 @@ interim hypothesis stands in (``is_final=False``), else the transcript is empty.
 Results placed in a turn that already resolved are dropped, so nothing leaks into
 the next turn. The pipeline's VAD, not Speech, decides end of turn and barge-in.
 
+Hypothesis. Each result carries the offset and duration of the speech it covers
+(duration without the trailing silence), so :meth:`AzureSpeechRecognizer.hypothesis`
+knows whether Speech's latest words already reach the end of the caller's speech: the
+session answers those words ~1 s before the final (which it checks them against).
+Within ``_COVERAGE_SLACK_TICKS`` (100 ms), because Speech and the pipeline's VAD place
+the end of the last word a frame or so apart.
+
 SDK callbacks run on the SDK's threads: they copy plain values out of the event and
 hand them to :class:`SegmentAssembler` on the event loop (``call_soon_threadsafe``),
 which the tests drive with recorded event sequences.
@@ -52,6 +59,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _TICKS_PER_SECOND = 10_000_000
+_COVERAGE_SLACK_TICKS = _TICKS_PER_SECOND // 10
 
 
 def canceled_error(error_code: str) -> ProviderError:
@@ -75,6 +83,7 @@ class _Turn:
     finals: list[str] = field(default_factory=list)
     interim: str = ""  # the hypothesis of the segment in progress ("" once it is final)
     timer: asyncio.TimerHandle | None = None
+    covered_ticks: int = 0  # where the speech the latest result heard ends
 
 
 class SegmentAssembler:
@@ -115,11 +124,22 @@ class SegmentAssembler:
             turn.timer = loop.call_later(self._final_wait_s, self._resolve, turn)
         return turn.future
 
+    def hypothesis(self, *, through_ticks: int) -> str:
+        """The current turn's words so far, if Speech's results cover its speech up to
+        ``through_ticks`` (less the slack); else ""."""
+        if not self._turns or self._turns[-1].is_finished:
+            return ""
+        turn = self._turns[-1]
+        if turn.covered_ticks + _COVERAGE_SLACK_TICKS < through_ticks:
+            return ""
+        return " ".join([*turn.finals, turn.interim] if turn.interim else turn.finals)
+
     def on_recognizing(self, text: str, offset_ticks: int, duration_ticks: int) -> None:
         """An interim hypothesis of the segment starting at ``offset_ticks``."""
         turn = self._turn_at(offset_ticks)
         if turn is not None and text:
             turn.interim = text
+            turn.covered_ticks = max(turn.covered_ticks, offset_ticks + duration_ticks)
 
     def on_recognized(self, text: str, offset_ticks: int, duration_ticks: int) -> None:
         """A final result (``text`` is "" for a segment without words)."""
@@ -129,6 +149,7 @@ class SegmentAssembler:
         turn.interim = ""
         if text:
             turn.finals.append(text)
+            turn.covered_ticks = max(turn.covered_ticks, offset_ticks + duration_ticks)
         if turn.is_finished:  # Speech closed the segment the turn was waiting for
             self._resolve(turn)
 
@@ -227,6 +248,11 @@ class AzureSpeechRecognizer:
         if not self._is_closed:
             self._stream.write(pcm)
             self._written_bytes += len(pcm)
+
+    def hypothesis(self, *, trailing_silence_ms: int) -> str:
+        """Speech's words for the turn so far, if they reach the end of its speech."""
+        silence_ticks = trailing_silence_ms * (_TICKS_PER_SECOND // 1000)
+        return self._assembler.hypothesis(through_ticks=self._ticks() - silence_ticks)
 
     def finish_turn(self) -> asyncio.Future[Transcript]:
         """End the turn; Speech hears the silence it needs to finalize right away."""

@@ -117,6 +117,10 @@ class PocketsphinxRecognizer:
             words = [_word(segment.word) for segment in self._decoder.seg() or ()]
         return Transcript(" ".join(w for w in words if w))
 
+    def hypothesis(self, *, trailing_silence_ms: int) -> str:
+        """None: the final is ready within milliseconds of the end of the turn."""
+        return ""
+
     def finish_turn(self) -> asyncio.Future[Transcript]:
         """End the utterance now and return the best match ("" if none).
 

@@ -37,9 +37,13 @@ __all__ = ["DEFAULT_PHRASES", "PhraseCache"]
 
 log = logging.getLogger(__name__)
 
-#: Phrases every receptionist says often: the holding phrase and the repair prompts.
+#: Phrases every receptionist says often: the holding phrase, the acknowledgements said
+#: as a turn goes to a model (``reddytalk.dialogue.tiered.ACKNOWLEDGEMENTS``) and the
+#: repair prompts.
 DEFAULT_PHRASES: tuple[str, ...] = (
     "One moment.",
+    "Let me check.",
+    "Okay.",
     "I'm sorry, I didn't catch that.",
     "Could you repeat that?",
     "Is there anything else I can help you with?",
