@@ -176,3 +176,19 @@ def test_a_second_turn_starts_fresh() -> None:
 def test_unsupported_rate_raises(rate: int) -> None:
     with pytest.raises(ValueError, match="webrtcvad"):
         TurnDetector(sample_rate_hz=rate)
+
+
+def test_the_turn_can_be_ended_early_from_its_silence_so_far() -> None:
+    detector = TurnDetector(end_of_turn_silence_ms=400)
+    for n, frame in enumerate(VOICED[:10]):
+        detector.push(frame, at_ms=n * FRAME_MS)
+    assert detector.silence_ms() == 0
+    events = [detector.push(SILENCE, at_ms=(10 + n) * FRAME_MS) for n in range(5)]
+    assert events == [None] * 5 and detector.silence_ms() == 100
+    ended = detector.end_turn(at_ms=300)
+    assert ended == SpeechEnded(speech_end_ms=200, decided_ms=300)
+    assert not detector.is_speaking and detector.silence_ms() == 0
+    # The full silence then ends nothing more, and the next speech is a new turn.
+    assert all(detector.push(SILENCE, at_ms=(15 + n) * FRAME_MS) is None for n in range(25))
+    with pytest.raises(RuntimeError):
+        detector.end_turn(at_ms=900)

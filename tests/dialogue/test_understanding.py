@@ -14,6 +14,8 @@ from reddytalk.dialogue.understanding import (
     is_yes,
     normalize,
     parse_full_name,
+    same_words,
+    sounds_unfinished,
 )
 from reddytalk.providers.seed import demo_clinic
 
@@ -177,3 +179,24 @@ def test_find_provider_none() -> None:
 )
 def test_find_choice(text: str, count: int, index: int | None) -> None:
     assert find_choice(text, count) == index
+
+
+@pytest.mark.parametrize(
+    ("words", "unfinished"),
+    [
+        ("I'd like to book a", True),
+        ("my name is", True),
+        ("next tuesday morning um", True),
+        ("", True),
+        ("I'd like to book a checkup", False),
+        ("Yes, please.", False),
+        ("march fifteenth nineteen eighty", False),
+    ],
+)
+def test_words_that_stop_mid_sentence_sound_unfinished(words: str, unfinished: bool) -> None:
+    assert sounds_unfinished(words) is unfinished
+
+
+def test_same_words_ignores_case_and_punctuation_only() -> None:
+    assert same_words("What are your opening hours?", "what are your opening hours")
+    assert not same_words("what are your opening hours", "what are your opening hours on saturday")
