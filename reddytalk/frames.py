@@ -117,6 +117,9 @@ class TurnTimings:
     """Who answered the turn (the policy's ``last_tier``)."""
     resumed: bool = False
     """The turn was a false interruption (no words): the cut answer was said again."""
+    tool_wait_ms: float = 0.0
+    """How long the answer's first words waited on the tools it called first (a look-up:
+    the EHR's time, not the pipeline's)."""
     early: bool = False
     """The turn was answered on the recognizer's hypothesis, before its final transcript."""
     revision: str | None = None

@@ -14,10 +14,22 @@ Per turn, from the media worker's own timings (ms after the end of the caller's 
 end of turn decided, transcript final, first policy text, first TTS audio, first frame
 sent; and from the caller's side: **first sound** (the first non-silent frame) and, in
 the cloud modes, **first content** (the first frame of a sentence that is not an
-acknowledgement such as "One moment."; the stand-in voice marks each sentence in its
-audio). In the cloud modes the pipeline's own **overhead** is first sound minus the
-injected delays on the turn's critical path (the final transcript, the model's first
-clause when a model answered, the voice's first audio).
+acknowledgement such as "Let me check."; the stand-in voice marks each sentence in its
+audio). A turn is answered on the recognizer's settled hypothesis when it has one
+(``answered_on``), else on its final transcript.
+
+In the cloud modes the pipeline's own **overhead** is the first frame sent minus what
+the turn had to wait for (``waited``): the wait before it could be answered (its end of
+turn when answered on its hypothesis, else its final transcript), the voice's first
+audio unless the first sentence came from the phrase cache, the model's first clause
+when the first sound was a model's words, and the tools its first words waited on
+(``tool_wait``: the EHR's look-ups, in process here; over FHIR they are the EHR's
+latency, which no stand-in injects). Both are the worker's own clock from the end
+of speech its VAD found, so the caller's timer jitter stays out of it; the caller's
+first sound counts from where its own audio fell below -55 dBFS, up to ~60 ms later than
+the VAD (espeak-ng's quiet tails). The stand-in voice sits in the phrase cache, as the
+composition builds the cloud voices; the worker is always warm, so the bench warms the
+cache before the calls (a cold worker pays one synthesis per phrase on first use).
 
     scripts/bench_latency [--modes embedded,cloud,cloud-x2] [--calls 6] [--out-dir DIR]
 
@@ -61,12 +73,14 @@ from reddytalk.calls.back_office import LocalBackOffice  # noqa: E402
 from reddytalk.calls.service import Receptionist  # noqa: E402
 from reddytalk.chat_events import ClauseCutter  # noqa: E402
 from reddytalk.composition import build_receptionist, open_embedded_records  # noqa: E402
+from reddytalk.dialogue.tiered import ACKNOWLEDGEMENTS as MODEL_ACKNOWLEDGEMENTS  # noqa: E402
 from reddytalk.dialogue.tiered import HOLDING_PHRASE, TieredPolicy  # noqa: E402
 from reddytalk.dialogue.tools import ReceptionistTools  # noqa: E402
 from reddytalk.ports import DialoguePolicy  # noqa: E402
 from reddytalk.providers.llm.tool_schemas import receptionist_tools  # noqa: E402
 from reddytalk.providers.seed import seed_demo  # noqa: E402
 from reddytalk.providers.sms.outbox import OutboxSmsSender  # noqa: E402
+from reddytalk.providers.tts.phrase_cache import DEFAULT_PHRASES, PhraseCache  # noqa: E402
 from reddytalk.settings import Settings  # noqa: E402
 from reddytalk.workflows.activities import ActivityDeps  # noqa: E402
 from reddytalk.workflows.runner import InlineRunner  # noqa: E402
@@ -74,7 +88,8 @@ from reddytalk.workflows.runner import InlineRunner  # noqa: E402
 STAGES = ("end_of_turn", "transcript_final", "first_policy_text", "first_tts_audio",
           "first_frame_sent")  # fmt: skip
 MODEL_ANSWER = "We accept most major insurance plans. Is there anything else I can help with?"
-ACKNOWLEDGEMENTS = (HOLDING_PHRASE, "Okay.")
+ACKNOWLEDGEMENTS = (HOLDING_PHRASE, *MODEL_ACKNOWLEDGEMENTS)
+_FRAME_16K = 640
 
 
 def cloud_lines(day: str, choice: str) -> tuple[str, ...]:
@@ -128,11 +143,13 @@ async def _cloud_receptionist(
     async def close() -> None:
         records.close()
 
+    voice = PhraseCache(SimulatedTextToSpeech(profile))
+    await voice.warm(16_000)  # the stream's rate: the bench's calls send no metadata
     return Receptionist(
         store=records.store,
         office=office,
         stt=SimulatedSpeechToText(scripts, profile),
-        tts=SimulatedTextToSpeech(profile),
+        tts=voice,
         policy=tiered,
         on_close=close,
     )
@@ -176,10 +193,36 @@ def _first_clause_ms(profile: LatencyProfile, deployment: str) -> float:
     return profile.llm_first_token_ms[deployment]
 
 
+def _level(frame: bytes) -> int:
+    return abs(int.from_bytes(frame[:2], "little", signed=True))
+
+
 def _is_content(frame: bytes) -> bool:
-    level = abs(int.from_bytes(frame[:2], "little", signed=True))
     acks = {SimulatedTextToSpeech.level_of(text) for text in ACKNOWLEDGEMENTS}
-    return level >= 1000 and level not in acks
+    return _level(frame) >= 1000 and _level(frame) not in acks
+
+
+def _first_sound_level(answer_pcm: bytes) -> int | None:
+    """The stand-in voice's level of the first non-silent frame (it names the sentence)."""
+    for start in range(0, len(answer_pcm) - _FRAME_16K + 1, _FRAME_16K):
+        if _level(answer_pcm[start : start + _FRAME_16K]) >= 1000:
+            return _level(answer_pcm[start : start + _FRAME_16K])
+    return None
+
+
+def _overhead(
+    row: dict[str, Any], first_level: int | None, profile: LatencyProfile
+) -> tuple[float, float]:
+    """What the turn waited for, and the rest of its first frame sent: the pipeline's own."""
+    waited = row["end_of_turn"] if row["answered_on"] == "hypothesis" else row["transcript_final"]
+    cached = {SimulatedTextToSpeech.level_of(text) for text in DEFAULT_PHRASES}
+    if first_level not in cached:
+        waited += profile.tts_first_audio_ms
+    acks = {SimulatedTextToSpeech.level_of(text) for text in ACKNOWLEDGEMENTS}
+    if row["tier"] in profile.llm_first_token_ms and first_level not in acks:
+        waited += _first_clause_ms(profile, row["tier"])
+    waited += row["tool_wait"]  # the EHR's time (in process here), not the pipeline's
+    return round(waited, 1), round(row["first_frame_sent"] - waited, 1)
 
 
 async def _turns_of(
@@ -213,17 +256,18 @@ async def _turns_of(
             )  # fmt: skip
         }
         row["tier"] = timings.get("tier")
+        row["tool_wait"] = round(timings.get("tool_wait_ms") or 0.0, 1)
+        row["answered_on"] = "hypothesis" if timings.get("early") else "final"
+        row["revision"] = timings.get("revision")
         row["first_sound"] = turn.voice_to_voice_ms
         row["first_content"] = (
             None if turn.answer_first_content_s is None
             else round((turn.answer_first_content_s - turn.speech_end_s) * 1000, 1)
         )  # fmt: skip
-        if profile is not None and row["first_sound"] is not None:
-            injected = profile.stt_final_ms + profile.tts_first_audio_ms
-            if row["tier"] in profile.llm_first_token_ms:
-                injected += _first_clause_ms(profile, row["tier"])
-            row["injected"] = round(injected, 1)
-            row["overhead"] = round(row["first_sound"] - injected, 1)
+        if profile is not None and row["first_frame_sent"] is not None:
+            row["waited"], row["overhead"] = _overhead(
+                row, _first_sound_level(turn.answer_pcm), profile
+            )
         rows.append(row)
     return record.outcome, rows
 
@@ -266,9 +310,12 @@ async def run_mode(
                 # hears each call's own script.
                 aloud = Scenario(name="cloud-booking", dial=DEMO_NUMBER,
                                  steps=tuple(Step(line) for line in scripts[0]))  # fmt: skip
-                reports = await asyncio.gather(
-                    *(place_call(aloud, url=url, is_content=_is_content) for _ in range(calls))
-                )
+                # After "Let me check." the caller waits for the model's words as a person
+                # would, rather than taking its 0.5-1.3 s of thinking as the answer's end.
+                reports = await asyncio.gather(*(
+                    place_call(aloud, url=url, is_content=_is_content, answer_end_gap_s=1.5)
+                    for _ in range(calls)
+                ))  # fmt: skip
             outcomes: dict[str, int] = {}
             for report in reports:
                 outcome, turns = await _turns_of(report, built[0], profile)
@@ -296,7 +343,7 @@ def percentile(values: list[float], q: float) -> float | None:
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
     """p50/p95/p99 of every stage and figure over the turns that have it."""
-    columns = (*STAGES, "first_sound", "first_content", "overhead")
+    columns = (*STAGES, "first_sound", "first_content", "tool_wait", "waited", "overhead")
     summary = {}
     for column in columns:
         values = [row[column] for row in rows if row.get(column) is not None]
@@ -318,10 +365,15 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for mode in result["modes"]:
         turns = mode["summary"].get("first_sound", {}).get("n", 0)
+        early = sum(1 for row in mode["turns"] if row.get("answered_on") == "hypothesis")
+        revised = [row["revision"] for row in mode["turns"] if row.get("revision")]
         lines += [
             f"## {mode['mode']}: {mode['calls']} calls, {turns} turns, "
             f"{mode['model_requests']} model requests ({mode['seconds']} s); outcomes "
             f"{json.dumps(mode['outcomes'])}",
+            "",
+            f"Answered on the recognizer's hypothesis: {early} of {len(mode['turns'])} turns; "
+            f"final transcript differed: {len(revised)} ({', '.join(revised) or 'none'}).",
             "",
         ]
         if mode["profile"]:

@@ -2,7 +2,8 @@
 
 The media worker runs in its own process (``--serve``), pinned to one core, on the
 cloud-latency stand-ins of ``scripts/cloud_latency.py`` (the tiered policy; Azure
-Speech's final 1 s after speech; the voice's first audio 125 ms). This process is the
+Speech's interim hypotheses, which the turns are answered on, and its final 1 s after
+speech; the voice's first audio 125 ms). This process is the
 load generator, pinned to the other cores: N callers, each a real WebSocket speaking the
 ACS media protocol, 20 ms frames in real time, talking (1 s of a synthetic voice) and
 listening in turns (each asks for the opening hours). One timer sends every caller's

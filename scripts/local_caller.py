@@ -128,9 +128,12 @@ class CallReport:
 class _Line:
     """The caller's side of the WebSocket: a real-time frame clock and a recorder."""
 
-    def __init__(self, ws: Any, audio_format: AudioFormat) -> None:
+    def __init__(
+        self, ws: Any, audio_format: AudioFormat, *, answer_end_gap_s: float = _ANSWER_END_GAP_S
+    ) -> None:
         self.ws = ws
         self.format = audio_format
+        self.answer_end_gap_s = answer_end_gap_s
         self.t0 = time.monotonic()
         self.outgoing: list[bytes] = []
         self.caller_track: list[bytes] = []
@@ -203,7 +206,7 @@ class _Line:
         deadline = self.now() + timeout_s
         while self.now() < deadline and not self.closed.is_set():
             last = self.received[-1][0] if self.received else -1.0
-            if last >= since and self.now() - last >= _ANSWER_END_GAP_S:
+            if last >= since and self.now() - last >= self.answer_end_gap_s:
                 return
             await asyncio.sleep(0.02)
 
@@ -246,12 +249,15 @@ async def place_call(
     url: str,
     wav_path: Path | None = None,
     is_content: Callable[[bytes], bool] | None = None,
+    answer_end_gap_s: float = _ANSWER_END_GAP_S,
 ) -> CallReport:
     """Call the media worker at ``url`` (``ws://host:port``) and play ``scenario``.
 
     ``is_content`` tells an answer's words from an acknowledgement ("One moment.") by a
     frame; with it, each turn also records the first content frame after the caller's
     speech (the benchmarks' voices mark their sentences in their audio).
+    ``answer_end_gap_s``: the silence after which the caller takes an answer as over and
+    says its next line (longer when a model thinks after "Let me check.").
     """
     audio_format = AudioFormat(
         sample_rate_hz=scenario.sample_rate_hz,
@@ -269,7 +275,7 @@ async def place_call(
     target = f"{url.rstrip('/')}/calls/{call_id}?to={scenario.dial.replace('+', '%2B')}"
     async with websockets.connect(target, max_size=1 << 20) as ws:
         await ws.send(acs_media.encode_audio_metadata(audio_format, subscription_id=call_id))
-        line = _Line(ws, audio_format)
+        line = _Line(ws, audio_format, answer_end_gap_s=answer_end_gap_s)
         async with asyncio.TaskGroup() as tasks:
             sender = tasks.create_task(line.send_loop(), name="send")
             receiver = tasks.create_task(line.receive_loop(), name="receive")

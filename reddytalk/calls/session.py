@@ -375,8 +375,13 @@ class CallSession:
     async def _respond(self, heard: Transcript, timings: TurnTimings, answer: _Answer) -> None:
         """Run the policy on ``heard`` and queue what it says; once ``answer`` is
         withdrawn, its tools still finish (and are recorded) but nothing more is said."""
+        since = self.now_ms()
         async for output in self._policy.respond(heard):
             if isinstance(output, ToolCall):
+                if timings.first_policy_text_ms is None:  # the tool ran since the last output
+                    now = self.now_ms()
+                    timings.tool_wait_ms += now - since
+                    since = now
                 answer.tool_calls += 1
                 self.summary.tool_calls.append(output)
                 log.info("tool %s called", output.name)
@@ -439,6 +444,7 @@ class CallSession:
         else:
             restore()
         timings.first_policy_text_ms = timings.first_tts_audio_ms = None
+        timings.tool_wait_ms = 0.0
         return heard
 
     def _withdraw(self, answer: _Answer) -> bool:

@@ -849,3 +849,23 @@ def test_a_withdrawn_answer_whose_tool_ran_keeps_the_result_and_tells_the_policy
     assert policy.heard == [ASKED_HOURS, ASKED_SATURDAY_TOO]
     assert _frames_of(line, tts, HOURS) == 0
     assert summary.turns[0].revision == "withdrawn"
+
+
+def test_the_wait_on_tools_before_the_first_words_is_recorded_apart() -> None:
+    tts = ToneSpeech({GREETING: 60, HOURS: 100})
+    looked_up = ToolCall("find_slots", {}, {"slots": 2})
+    policy = ScriptedPolicy({ASKED_HOURS: [0.1, looked_up, Say(HOURS), 0.05, looked_up]})
+
+    async def script(line: Line) -> None:
+        await _greeted(line)
+        await _turn(line)
+        await line.until(lambda: line.has_said(HOURS))
+
+    summary, _, _ = _call(script, policy=policy, tts=tts, transcripts=[ASKED_HOURS])
+
+    (timings,) = summary.turns
+    # The look-up before the first words (100 ms, plus the double's 2 ms) counts; the
+    # one after them does not: the caller was already hearing the answer.
+    assert timings.tool_wait_ms == pytest.approx(102, abs=15)
+    assert timings.first_policy_text_ms is not None and timings.transcript_final_ms is not None
+    assert timings.first_policy_text_ms - timings.transcript_final_ms >= timings.tool_wait_ms

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import numpy as np
@@ -57,6 +58,23 @@ def test_the_recognizer_s_final_comes_its_delay_after_the_last_voiced_frame() ->
     assert after_ms >= FAST.stt_final_ms  # never before the service would have answered
 
 
+def test_the_recognizer_s_hypothesis_comes_once_an_interim_covers_the_speech() -> None:
+    profile = LatencyProfile(stt_final_ms=500, stt_interim_every_ms=100, stt_interim_lag_ms=100)
+
+    async def main() -> tuple[str, str, str, str]:
+        stt = SimulatedSpeechToText([("first line",)], profile)
+        recognizer = await stt.open(sample_rate_hz=16_000)
+        recognizer.start_turn()
+        recognizer.accept(np.full(320, 8000, dtype="<i2").tobytes())
+        none_yet = recognizer.hypothesis(trailing_silence_ms=0)
+        await asyncio.sleep(0.25)  # one interim arrived, covering the turn's first 100 ms
+        short = recognizer.hypothesis(trailing_silence_ms=100)  # speech ran to ~150 ms
+        covered = recognizer.hypothesis(trailing_silence_ms=200)  # speech ended by ~50 ms
+        return none_yet, short, covered, (await recognizer.finish_turn()).text
+
+    assert asyncio.run(main()) == ("", "", "first line", "first line")
+
+
 def test_calls_opened_in_turn_get_the_scripts_in_turn() -> None:
     async def main() -> list[str]:
         stt = SimulatedSpeechToText([("a",), ("b",)], FAST)
@@ -106,17 +124,28 @@ def test_the_voice_marks_each_sentence_in_its_audio_and_waits_for_its_first_audi
 @pytest.mark.e2e
 def test_a_cloud_mode_call_measures_every_stage_and_the_overhead() -> None:
     scripts = [("Do you take aetna insurance", "What are your opening hours", "No thank you")]
-    result = asyncio.run(run_mode("cloud", 1, profile=FAST, scripts=scripts))
+    # A final long after the hypothesis settles (as Azure's, 1 s), the rest fast.
+    profile = dataclasses.replace(FAST, stt_final_ms=600)
+    result = asyncio.run(run_mode("cloud", 1, profile=profile, scripts=scripts))
 
     assert result["calls"] == 1 and result["model_requests"] == 1
     assert result["outcomes"] == {"no_action": 1}  # answered, then the caller said goodbye
     turns = result["turns"]
     assert [t["tier"] for t in turns] == ["fast", "deterministic", "deterministic"]
     for turn in turns:
+        # Each turn was answered on the stand-in's hypothesis, before its final came.
+        assert turn["answered_on"] == "hypothesis" and turn["revision"] is None
+        assert 0 < turn["end_of_turn"] <= turn["first_frame_sent"] < turn["transcript_final"]
         assert turn["first_sound"] is not None and turn["first_content"] is not None
-        assert turn["injected"] >= FAST.stt_final_ms + FAST.tts_first_audio_ms
-        assert turn["overhead"] == pytest.approx(turn["first_sound"] - turn["injected"])
-        assert 0 < turn["end_of_turn"] <= turn["transcript_final"] <= turn["first_frame_sent"]
-    assert turns[0]["injected"] > turns[1]["injected"]  # the model's first clause counts
+        assert turn["waited"] >= turn["end_of_turn"]
+        assert turn["overhead"] == pytest.approx(turn["first_frame_sent"] - turn["waited"])
+    # The model's turn was acknowledged from the phrase cache: first sound without the
+    # voice's delay, and its words came later; the code's turns spoke content first.
+    model, hours, _ = turns
+    assert model["waited"] == model["end_of_turn"]
+    assert model["first_content"] > model["first_sound"]
+    assert hours["waited"] == pytest.approx(hours["end_of_turn"] + FAST.tts_first_audio_ms)
+    assert hours["first_content"] == hours["first_sound"]
     table = markdown({"machine": "m", "when": "w", "modes": [result]})
     assert "| first_sound | 3 |" in table and "| overhead | 3 |" in table
+    assert "Answered on the recognizer's hypothesis: 3 of 3 turns" in table
