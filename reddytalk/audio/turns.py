@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import webrtcvad
+
+from reddytalk.audio.pcm import rms_of
 
 __all__ = ["SpeechEnded", "SpeechStarted", "TurnDetector"]
 
@@ -115,8 +116,7 @@ class TurnDetector:
         end of speech 80-120 ms late. The energy gate removes that tail.
         """
         is_speech = bool(self._vad.is_speech(pcm, self._rate))  # always run: VAD keeps state
-        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
-        return is_speech and float(np.sqrt(np.mean(samples * samples))) >= self._min_rms
+        return is_speech and rms_of(pcm) >= self._min_rms  # energy only when it may be speech
 
     def push(self, pcm: bytes, *, at_ms: float) -> SpeechStarted | SpeechEnded | None:
         """Classify one frame that starts at ``at_ms``; return an event when one happens."""
