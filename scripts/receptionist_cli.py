@@ -27,6 +27,7 @@ from typing import Any
 import uvicorn
 from local_caller import CallReport, load_scenario, place_call, report_json
 
+from media_worker.__main__ import server_config
 from media_worker.app import create_app
 from reddytalk.composition import open_embedded_records
 from reddytalk.logs import configure_logging
@@ -52,16 +53,8 @@ def _is_listening(host: str, port: int) -> bool:
 @contextlib.asynccontextmanager
 async def _receptionist(settings: Settings) -> Any:
     """Serve the media worker in this process; yield its ws:// URL."""
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,  # a call's URL holds the dialled number
-        lifespan="on",
-        ws_max_size=1 << 20,
-    )
-    server = uvicorn.Server(config)
+    config = server_config(create_app(settings), host=settings.host, port=settings.port)
+    server = uvicorn.Server(config)  # served as production serves it
     task = asyncio.create_task(server.serve(), name="media-worker")
     while not server.started:
         if task.done():

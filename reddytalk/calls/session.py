@@ -43,6 +43,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from reddytalk.audio.pacing import Pacer
 from reddytalk.audio.pcm import StreamResampler, frames_of
@@ -63,12 +64,25 @@ from reddytalk.frames import (
 from reddytalk.ports import DialoguePolicy, SpeechRecognizer, TextToSpeech
 from reddytalk.telephony import acs_media
 
-__all__ = ["CallSummary", "CallTuning", "CallSession"]
+__all__ = ["CallSummary", "CallTuning", "CallSession", "PushedInbound"]
 
 log = logging.getLogger(__name__)
 _RECOGNIZER_RATE_HZ = 16_000
 _FRAME_16K_BYTES = 640  # 20 ms of 16-bit mono at 16 kHz: what VAD and recognizer take
 _PREROLL_FRAMES = 10
+
+
+@runtime_checkable
+class PushedInbound(Protocol):
+    """An inbound stream that can push its messages instead (a transport's direct path).
+
+    ``attach`` returns whether it will: from then on every message goes to
+    ``on_message`` as it arrives, and iterating the stream only waits for its end.
+    """
+
+    def attach(self, on_message: Callable[[str], None]) -> bool: ...
+
+    def __aiter__(self) -> AsyncIterator[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +201,9 @@ class CallSession:
         self._cut: list[_Utterance] = []  # what the last barge-in cut, to resume
         self._cut_ending: EndCall | None = None  # an end the barge-in held back
         self._send: Callable[[str], Awaitable[None]] | None = None
+        self._listen_task: asyncio.Task[None] | None = None
+        self._pushed_error: Exception | None = None
+        self._is_over = False
         self.summary = CallSummary()
 
     def now_ms(self) -> float:
@@ -201,6 +218,7 @@ class CallSession:
         try:
             async with asyncio.TaskGroup() as tasks:
                 listen = tasks.create_task(self._listen(inbound), name="listen")
+                self._listen_task = listen
                 think = tasks.create_task(self._think(), name="think")
                 synthesize = tasks.create_task(self._synthesize(), name="synthesize")
                 sender = tasks.create_task(self._send_frames(), name="send")
@@ -209,6 +227,7 @@ class CallSession:
                 for task in (listen, think, synthesize, sender, opener):
                     task.cancel()
         finally:
+            self._is_over = True
             if self._recognizer is not None:
                 self._recognizer.close()
             cut_off = self._sending
@@ -228,19 +247,43 @@ class CallSession:
     # -- listen ---------------------------------------------------------------
 
     async def _listen(self, inbound: AsyncIterator[str]) -> None:
-        async for text in inbound:
+        if isinstance(inbound, PushedInbound) and inbound.attach(self._on_pushed):
+            # Messages now come through _on_pushed; the iteration ends at the hang-up.
             try:
-                message = acs_media.parse_inbound(text, audio_format=self._format)
-            except MalformedMessage as error:
-                self.summary.malformed_messages += 1
-                log.warning("skipped a malformed media message: %s", error)
-                continue
-            if isinstance(message, AudioFormat):
-                self._on_metadata(message)
-            elif isinstance(message, AudioChunk):
-                self._on_audio(message.pcm)
-            elif isinstance(message, DtmfTone):
-                log.info("caller pressed a key")
+                async for text in inbound:
+                    self._on_message(text)
+            except asyncio.CancelledError:
+                if self._pushed_error is not None:
+                    raise self._pushed_error from None
+                raise
+            return
+        async for text in inbound:
+            self._on_message(text)
+
+    def _on_pushed(self, text: str) -> None:
+        """A message the transport pushed; a failure ends the call as in ``_listen``."""
+        if self._pushed_error is not None or self._is_over:
+            return  # the transport may push a little longer than the call lasts
+        try:
+            self._on_message(text)
+        except Exception as error:
+            self._pushed_error = error
+            if self._listen_task is not None:
+                self._listen_task.cancel()
+
+    def _on_message(self, text: str) -> None:
+        try:
+            message = acs_media.parse_inbound(text, audio_format=self._format)
+        except MalformedMessage as error:
+            self.summary.malformed_messages += 1
+            log.warning("skipped a malformed media message: %s", error)
+            return
+        if isinstance(message, AudioChunk):
+            self._on_audio(message.pcm)
+        elif isinstance(message, AudioFormat):
+            self._on_metadata(message)
+        elif isinstance(message, DtmfTone):
+            log.info("caller pressed a key")
 
     def _on_metadata(self, audio_format: AudioFormat) -> None:
         if self._format_known.is_set() and audio_format == self._format:

@@ -235,6 +235,7 @@ class Line:
 
     def __init__(self) -> None:
         self._inbound: asyncio.Queue[str | None] = asyncio.Queue()
+        self.on_message: Callable[[str], None] | None = None  # attached: messages pushed
         self._next_at: float | None = None
         self.delivered = 0
         self.sent: list[Sent] = []
@@ -250,7 +251,11 @@ class Line:
         self.sent.append(Sent(time.monotonic(), acs_media.parse_outbound(message), self.delivered))
 
     def put(self, text: str) -> None:
-        self._inbound.put_nowait(text)
+        if self.on_message is not None:  # a transport's direct path: handled as it arrives
+            self.delivered += 1
+            self.on_message(text)
+        else:
+            self._inbound.put_nowait(text)
 
     async def stream(self, frames: list[bytes]) -> None:
         """Send frames as ACS does: one every 20 ms on an absolute schedule."""
@@ -292,6 +297,20 @@ class Line:
         return any(line[1].startswith(text) for line in self.session.summary.transcript)
 
 
+class PushedMessages:
+    """The line's inbound side as a transport with a direct path (``PushedInbound``)."""
+
+    def __init__(self, line: Line) -> None:
+        self._line = line
+
+    def attach(self, on_message: Callable[[str], None]) -> bool:
+        self._line.on_message = on_message
+        return True
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._line.messages()  # only the hang-up, once attached
+
+
 async def _ready(recognizer: SpeechRecognizer) -> SpeechRecognizer:
     return recognizer
 
@@ -306,10 +325,13 @@ def _call(
     greeting_audio: Callable[[str, int], Awaitable[bytes]] | None = None,
     hypotheses: Sequence[Hypothesis | None] = (),
     final_s: float = 0.005,
+    push: bool = False,
+    recognizer: ScriptedRecognizer | None = None,
 ) -> tuple[CallSummary, Line, ScriptedRecognizer]:
-    """Run one call: the session on one end of a line, ``script`` on the other."""
+    """Run one call: the session on one end of a line, ``script`` on the other; with
+    ``push`` the line pushes its messages (a transport's direct path)."""
     line = Line()
-    recognizer = ScriptedRecognizer(
+    recognizer = recognizer or ScriptedRecognizer(
         list(transcripts), progress=lambda: line.delivered, hypotheses=hypotheses,
         final_s=final_s,
     )  # fmt: skip
@@ -322,7 +344,8 @@ def _call(
             greeting_audio=greeting_audio,
             tuning=tuning,
         )
-        line.call = asyncio.create_task(line.session.run(line.messages(), line.send))
+        inbound = PushedMessages(line) if push else line.messages()
+        line.call = asyncio.create_task(line.session.run(inbound, line.send))
         try:
             await script(line)
         finally:
@@ -869,3 +892,57 @@ def test_the_wait_on_tools_before_the_first_words_is_recorded_apart() -> None:
     assert timings.tool_wait_ms == pytest.approx(102, abs=15)
     assert timings.first_policy_text_ms is not None and timings.transcript_final_ms is not None
     assert timings.first_policy_text_ms - timings.transcript_final_ms >= timings.tool_wait_ms
+
+
+# -- a transport that pushes its messages ---------------------------------------------
+
+
+@pytest.mark.parametrize("push", [False, True], ids=["iterated", "pushed"])
+def test_a_pushed_stream_is_heard_exactly_as_an_iterated_one(push: bool) -> None:
+    tts = ToneSpeech({GREETING: 60, HOURS: 200})
+    policy = ScriptedPolicy({ASKED_HOURS: [Say(HOURS)]})
+
+    async def script(line: Line) -> None:
+        await _greeted(line)
+        line.put("not json")
+        await line.stream(
+            _voice(6) + _silence(PAUSE_FRAMES) + _voice(6) + _silence(END_OF_TURN_FRAMES)
+        )
+        await line.until(lambda: line.has_said(HOURS))
+
+    summary, line, recognizer = _call(
+        script, policy=policy, tts=tts, transcripts=[ASKED_HOURS], push=push
+    )
+
+    assert (line.on_message is not None) is push
+    if push:  # a transport may push a moment after the call ended: nothing happens
+        line.put("not json")
+        assert summary.malformed_messages == 1
+    assert recognizer.finished_at == [2 + 6 + PAUSE_FRAMES + 6 + END_OF_TURN_FRAMES]
+    assert recognizer.frames_accepted == 6 + PAUSE_FRAMES + 6 + END_OF_TURN_FRAMES - 1
+    assert summary.malformed_messages == 1
+    assert summary.transcript == [
+        ("receptionist", GREETING),
+        ("caller", ASKED_HOURS),
+        ("receptionist", HOURS),
+    ]
+
+
+class BrokenRecognizer(ScriptedRecognizer):
+    def accept(self, pcm: bytes) -> None:
+        raise RuntimeError("the recognizer broke")
+
+
+@pytest.mark.parametrize("push", [False, True], ids=["iterated", "pushed"])
+def test_a_failure_on_a_message_ends_the_call_with_its_error_either_way(push: bool) -> None:
+    tts = ToneSpeech({GREETING: 60})
+
+    async def script(line: Line) -> None:
+        await _greeted(line)
+        await line.stream(_voice(6))
+        await asyncio.sleep(0.2)
+
+    broken = BrokenRecognizer([], progress=lambda: 0)
+    with pytest.raises(ExceptionGroup) as raised:
+        _call(script, policy=ScriptedPolicy({}), tts=tts, push=push, recognizer=broken)
+    assert raised.group_contains(RuntimeError, match="the recognizer broke")

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 import websockets
 
+from media_worker.__main__ import server_config
 from media_worker.app import create_app
 from media_worker.drain import DrainingServer
 from reddytalk.providers.seed import DEMO_PHONE_NUMBER
@@ -27,7 +27,7 @@ _CALL = "/calls/{}?to=" + DEMO_PHONE_NUMBER.replace("+", "%2B")
 @contextlib.asynccontextmanager
 async def _serve(data_dir: Path, timeout_s: float) -> AsyncIterator[_Served]:
     app = create_app(Settings(data_dir=data_dir, port=0))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False)
+    config = server_config(app, host="127.0.0.1", port=0)
     server = DrainingServer(config, drain=app.state.drain, timeout_s=timeout_s)
     task = asyncio.create_task(server.serve())
     for _ in range(500):
