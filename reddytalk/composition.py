@@ -54,6 +54,7 @@ __all__ = [
     "build_sms_sender",
     "build_tts",
     "build_token_verifier",
+    "call_tuning",
     "open_embedded_records",
     "rotate_embedded_kek",
 ]
@@ -161,6 +162,21 @@ async def build_receptionist(
     return await _receptionist(settings, store, office, clock=clock, closers=closers)
 
 
+#: How much longer a turn waits for Azure Speech's interim words to reach the end of the
+#: speech before it waits for the final instead (~1 s): the interims lag the audio.
+AZURE_WAIT_FOR_WORDS_MS = 300
+
+
+def call_tuning(settings: Settings) -> CallTuning:
+    """The calls' timing knobs: the settings', and what the recognizer needs."""
+    return CallTuning(
+        end_of_turn_silence_ms=settings.end_of_turn_silence_ms,
+        settled_end_of_turn_silence_ms=settings.settled_end_of_turn_silence_ms,
+        wait_for_words_ms=AZURE_WAIT_FOR_WORDS_MS if settings.stt == "azure" else 0,
+        barge_in_ms=settings.barge_in_ms,
+    )
+
+
 async def _receptionist(
     settings: Settings,
     store: CallStore,
@@ -183,11 +199,7 @@ async def _receptionist(
         office=office,
         stt=stt,
         tts=tts,
-        tuning=CallTuning(
-            end_of_turn_silence_ms=settings.end_of_turn_silence_ms,
-            settled_end_of_turn_silence_ms=settings.settled_end_of_turn_silence_ms,
-            barge_in_ms=settings.barge_in_ms,
-        ),
+        tuning=call_tuning(settings),
         clock=clock,
         on_close=lambda: _close_all(closers),
         policy=policy,

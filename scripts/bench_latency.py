@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -72,7 +73,11 @@ from media_worker.app import create_app  # noqa: E402
 from reddytalk.calls.back_office import LocalBackOffice  # noqa: E402
 from reddytalk.calls.service import Receptionist  # noqa: E402
 from reddytalk.chat_events import ClauseCutter  # noqa: E402
-from reddytalk.composition import build_receptionist, open_embedded_records  # noqa: E402
+from reddytalk.composition import (  # noqa: E402
+    build_receptionist,
+    call_tuning,
+    open_embedded_records,
+)
 from reddytalk.dialogue.tiered import ACKNOWLEDGEMENTS as MODEL_ACKNOWLEDGEMENTS  # noqa: E402
 from reddytalk.dialogue.tiered import HOLDING_PHRASE, TieredPolicy  # noqa: E402
 from reddytalk.dialogue.tools import ReceptionistTools  # noqa: E402
@@ -150,6 +155,7 @@ async def _cloud_receptionist(
         office=office,
         stt=SimulatedSpeechToText(scripts, profile),
         tts=voice,
+        tuning=call_tuning(dataclasses.replace(settings, stt="azure")),  # as Azure Speech's
         policy=tiered,
         on_close=close,
     )

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from reddytalk.composition import build_policy, build_stt, build_tts, build_voices
+from reddytalk.composition import (
+    AZURE_WAIT_FOR_WORDS_MS,
+    build_policy,
+    build_stt,
+    build_tts,
+    build_voices,
+    call_tuning,
+)
 from reddytalk.frames import Transcript
 from reddytalk.providers.seed import demo_clinic
 from reddytalk.providers.stt.azure_speech import AzureSpeechToText
@@ -220,3 +227,9 @@ def test_elevenlabs_down_hands_the_sentence_to_azure_neural_before_espeak() -> N
     assert len(eleven.requests) == 1  # tried first, failed
     assert [s.text for s in azure.sentences] == ["Your visit is at nine."]
     assert audio == tone(16_000)  # what Azure Neural sent, not espeak-ng
+
+
+def test_calls_wait_for_azure_speech_s_lagging_words_and_not_for_pocketsphinx() -> None:
+    embedded = call_tuning(Settings(settled_end_of_turn_silence_ms=180))
+    assert embedded.wait_for_words_ms == 0 and embedded.settled_end_of_turn_silence_ms == 180
+    assert call_tuning(Settings(stt="azure")).wait_for_words_ms == AZURE_WAIT_FOR_WORDS_MS > 0

@@ -93,6 +93,10 @@ class CallTuning:
         end_of_turn_silence_ms: Silence after speech that ends the caller's turn.
         settled_end_of_turn_silence_ms: The shorter silence that ends it once the
             recognizer's hypothesis covers the speech and does not stop mid-sentence.
+        wait_for_words_ms: How much longer than ``end_of_turn_silence_ms`` a turn
+            whose hypothesis does not cover the speech yet waits for it (a cloud
+            recognizer's interim results lag the audio), rather than waiting for the
+            final (about a second); 0 for a recognizer without hypotheses.
         barge_in_ms: Caller speech over an answer that interrupts it.
         metadata_wait_ms: How long the greeting waits for ``AudioMetadata``
             before assuming ACS's default format (16 kHz).
@@ -101,6 +105,7 @@ class CallTuning:
 
     end_of_turn_silence_ms: int = 400
     settled_end_of_turn_silence_ms: int = 200
+    wait_for_words_ms: int = 0
     barge_in_ms: int = 200
     metadata_wait_ms: int = 50
     hangup_grace_ms: int = 300
@@ -182,7 +187,11 @@ class CallSession:
         self._t0 = time.monotonic()
         self._format = AudioFormat()
         self._format_known = asyncio.Event()
-        self._turns = TurnDetector(end_of_turn_silence_ms=tuning.end_of_turn_silence_ms)
+        # The detector ends a turn only at the longest silence; the shorter rules are the
+        # session's (_on_frame_16k), which know the recognizer's hypothesis.
+        self._turns = TurnDetector(
+            end_of_turn_silence_ms=tuning.end_of_turn_silence_ms + tuning.wait_for_words_ms
+        )
         self._to_16k: StreamResampler | None = None
         self._carry16 = b""  # resampled audio short of a whole 20 ms frame
         self._preroll: collections.deque[bytes] = collections.deque(maxlen=_PREROLL_FRAMES)
@@ -323,12 +332,8 @@ class CallSession:
         if self._turns.voiced_ms() >= self._tuning.barge_in_ms and self._is_answering:
             self._barge_in()
         hypothesis = ""
-        if event is None and recognizer is not None and self._turns.is_speaking:
-            silence_ms = self._turns.silence_ms()
-            if silence_ms >= self._tuning.settled_end_of_turn_silence_ms:
-                hypothesis = recognizer.hypothesis(trailing_silence_ms=int(silence_ms))
-                if hypothesis and not sounds_unfinished(hypothesis):
-                    event = self._turns.end_turn(at_ms=now)
+        if event is None and self._turns.is_speaking:
+            event, hypothesis = self._end_of_turn(recognizer, now)
         if isinstance(event, SpeechEnded):
             timings = TurnTimings(
                 turn=len(self.summary.turns) + 1,
@@ -345,6 +350,32 @@ class CallSession:
                 pending = asyncio.get_running_loop().create_future()
                 pending.set_result(Transcript(""))
             self._turn_queue.put_nowait((pending, hypothesis, timings))
+
+    def _end_of_turn(
+        self, recognizer: SpeechRecognizer | None, now: float
+    ) -> tuple[SpeechEnded | None, str]:
+        """The session's end-of-turn rules, on a silent frame in a turn (or a voiced one):
+
+        * from ``settled_end_of_turn_silence_ms``: the hypothesis covers the speech and
+          does not stop mid-sentence;
+        * from ``end_of_turn_silence_ms``: the hypothesis covers the speech; or, without
+          one, when there is nothing to wait for (``wait_for_words_ms`` is 0);
+        * the detector's own longest silence ends the turn regardless (in ``push``).
+        """
+        silence_ms = self._turns.silence_ms()
+        tuning = self._tuning
+        if silence_ms < tuning.settled_end_of_turn_silence_ms:
+            return None, ""
+        hypothesis = ""
+        if recognizer is not None:
+            hypothesis = recognizer.hypothesis(trailing_silence_ms=int(silence_ms))
+        if hypothesis and not sounds_unfinished(hypothesis):
+            return self._turns.end_turn(at_ms=now), hypothesis
+        if silence_ms >= tuning.end_of_turn_silence_ms and (
+            hypothesis or not tuning.wait_for_words_ms
+        ):
+            return self._turns.end_turn(at_ms=now), hypothesis
+        return None, ""
 
     def _barge_in(self) -> None:
         """The caller is talking over the answer: flush ACS's queue and stop speaking."""

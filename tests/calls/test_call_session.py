@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -946,3 +947,33 @@ def test_a_failure_on_a_message_ends_the_call_with_its_error_either_way(push: bo
     with pytest.raises(ExceptionGroup) as raised:
         _call(script, policy=ScriptedPolicy({}), tts=tts, push=push, recognizer=broken)
     assert raised.group_contains(RuntimeError, match="the recognizer broke")
+
+
+WAITING = dataclasses.replace(TUNING, wait_for_words_ms=100)  # a cloud recognizer's lag
+
+
+@pytest.mark.parametrize("words_after_ms", [260, None], ids=["words-come", "words-never-come"])
+def test_past_the_full_silence_a_turn_waits_a_little_for_words_then_for_the_final(
+    words_after_ms: int | None,
+) -> None:
+    tts = ToneSpeech({GREETING: 60, HOURS: 100})
+    policy = ScriptedPolicy({ASKED_HOURS: [Say(HOURS)]})
+
+    async def script(line: Line) -> None:
+        await _greeted(line)
+        await line.stream(_voice(TURN_VOICED_FRAMES) + _silence(END_OF_TURN_FRAMES + 5))
+        await line.until(lambda: line.has_said(HOURS))
+
+    hypotheses = [None if words_after_ms is None else Hypothesis(ASKED_HOURS, words_after_ms)]
+    summary, _, recognizer = _call(
+        script, policy=policy, tts=tts, transcripts=[ASKED_HOURS], tuning=WAITING,
+        hypotheses=hypotheses,
+    )  # fmt: skip
+
+    # The full silence (200 ms, 10 frames) passed without words; they came at 260 ms
+    # (13 frames), or the turn ended at the end of the wait (300 ms) without them.
+    silent_frames = 13 if words_after_ms else 15
+    assert recognizer.finished_at == [1 + TURN_VOICED_FRAMES + silent_frames]
+    (timings,) = summary.turns
+    assert timings.early is (words_after_ms is not None)
+    assert policy.finals == [words_after_ms is None]
