@@ -98,6 +98,9 @@ class CallTuning:
             recognizer's interim results lag the audio), rather than waiting for the
             final (about a second); 0 for a recognizer without hypotheses.
         barge_in_ms: Caller speech over an answer that interrupts it.
+        synthesis_lead_ms: How far synthesis runs ahead of playback at most: the frames
+            a call holds waiting to go out, so its memory does not grow with the length
+            of an answer.
         metadata_wait_ms: How long the greeting waits for ``AudioMetadata``
             before assuming ACS's default format (16 kHz).
         hangup_grace_ms: Pause after the last frame of a goodbye before hanging up.
@@ -107,6 +110,7 @@ class CallTuning:
     settled_end_of_turn_silence_ms: int = 200
     wait_for_words_ms: int = 0
     barge_in_ms: int = 200
+    synthesis_lead_ms: int = 2000
     metadata_wait_ms: int = 50
     hangup_grace_ms: int = 300
 
@@ -125,6 +129,8 @@ class CallSummary:
     greeting_first_frame_ms: float | None = None
     malformed_messages: int = 0
     barge_ins: int = 0
+    frames_ahead_max: int = 0
+    """The most frames that waited to go out at once (bounded by the synthesis lead)."""
 
 
 @dataclass(slots=True)
@@ -200,6 +206,9 @@ class CallSession:
         )
         self._speech_queue: asyncio.Queue[Speech] = asyncio.Queue()
         self._frame_queue: asyncio.Queue[_Frame | _Hangup] = asyncio.Queue()
+        self._lead_frames = max(2, tuning.synthesis_lead_ms // 20)
+        self._room = asyncio.Event()  # set: synthesis may queue more frames
+        self._room.set()
         self._synthesizing: asyncio.Task[None] | None = None
         self._synth_item: _Utterance | None = None
         self._stop_task: asyncio.Task[None] | None = None
@@ -609,25 +618,39 @@ class CallSession:
                 frames = frames_of(carry[:whole], frame_bytes)
                 carry = carry[whole:]
                 for frame in frames:
-                    self._frame_queue.put_nowait(_Frame(acs_media.encode_audio(frame), item))
+                    await self._queue_frame(_Frame(acs_media.encode_audio(frame), item))
         except ProviderError as error:
             log.error("speech failed: %s", error)
         for frame in frames_of(carry, frame_bytes):
-            self._frame_queue.put_nowait(_Frame(acs_media.encode_audio(frame), item))
+            await self._queue_frame(_Frame(acs_media.encode_audio(frame), item))
         self._synth_item = None  # from here on its end marker accounts for it
         self._frame_queue.put_nowait(_Frame(None, item))
+
+    async def _queue_frame(self, frame: _Frame) -> None:
+        """Queue a frame to go out, first waiting while the synthesis lead is used up."""
+        while not self._room.is_set():
+            await self._room.wait()
+        self._frame_queue.put_nowait(frame)
+        ahead = self._frame_queue.qsize()
+        if ahead > self.summary.frames_ahead_max:
+            self.summary.frames_ahead_max = ahead
+        if ahead >= self._lead_frames:
+            self._room.clear()
 
     async def _send_frames(self) -> None:
         """Send frames paced in real time; stop after a hang-up marker."""
         assert self._send is not None
         while True:
             if self._frame_queue.empty():
+                self._room.set()
                 frame = await self._frame_queue.get()
                 # Checked after the wait: a gap between answers is idleness, not lateness,
                 # and must not make the next answer's first frames go out in a burst.
                 self._pacer.restart_if_idle()
             else:
                 frame = self._frame_queue.get_nowait()
+                if self._frame_queue.qsize() < self._lead_frames // 2:
+                    self._room.set()  # synthesis may run ahead again
             if isinstance(frame, EndCall | TransferToStaff):
                 await asyncio.sleep(self._tuning.hangup_grace_ms / 1000)
                 self.summary.ending = (

@@ -977,3 +977,24 @@ def test_past_the_full_silence_a_turn_waits_a_little_for_words_then_for_the_fina
     (timings,) = summary.turns
     assert timings.early is (words_after_ms is not None)
     assert policy.finals == [words_after_ms is None]
+
+
+def test_synthesis_runs_ahead_of_playback_only_as_far_as_the_lead() -> None:
+    # A 2 s answer from a voice 50 times faster than real time, in chunks of ~5 frames.
+    tts = ToneSpeech({GREETING: 60, HOURS: 2000})
+    policy = ScriptedPolicy({ASKED_HOURS: [Say(HOURS)]})
+    tuning = dataclasses.replace(TUNING, synthesis_lead_ms=200)
+
+    async def script(line: Line) -> None:
+        await _greeted(line)
+        await _turn(line)
+        await line.until(lambda: line.has_said(HOURS), timeout_s=5)
+
+    summary, line, _ = _call(script, policy=policy, tts=tts, transcripts=[ASKED_HOURS],
+                             tuning=tuning)  # fmt: skip
+
+    assert summary.frames_ahead_max == 200 // 20  # never more than the lead waited to go out
+    answer = [s for s in line.sent if s.pcm is not None and tts.text_of(s.pcm) == HOURS]
+    assert b"".join(s.pcm or b"" for s in answer) == tts.pcm(HOURS, 16_000)  # all, in order
+    for n, sent in enumerate(answer):  # still paced in real time
+        assert sent.at_s - answer[0].at_s >= n * FRAME_S - EARLY_S
