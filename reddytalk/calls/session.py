@@ -468,8 +468,8 @@ class CallSession:
                 answer.tool_calls += 1
                 self.summary.tool_calls.append(output)
                 log.info("tool %s called", output.name)
-            elif answer.withdrawn:
-                continue
+            elif answer.withdrawn and not isinstance(output, TransferToStaff):
+                continue  # a transfer still happens (the caller asked, or an emergency)
             elif isinstance(output, Say):
                 if timings.first_policy_text_ms is None:
                     timings.first_policy_text_ms = self.now_ms()
@@ -510,6 +510,9 @@ class CallSession:
         try:
             await self._respond(Transcript(hypothesis, is_final=False), timings, answer)
             heard = await final
+        except ProviderError as error:  # the answer on the hypothesis stands
+            log.warning("turn %d: no final transcript: %s", timings.turn, error)
+            return None
         finally:
             final.cancel()  # nothing once it is done; else this task is being cancelled
         self.summary.transcript[entry] = ("caller", heard.text)  # the record keeps the final
@@ -535,6 +538,8 @@ class CallSession:
         utterances = [item for item in answer.queued if isinstance(item, _Utterance)]
         if any(item.is_started for item in utterances):
             return False
+        if any(isinstance(item, TransferToStaff) for item in answer.queued):
+            return False  # a transfer stands, as after a barge-in
 
         def mine(item: _Frame | Speech) -> bool:
             owner = item.utterance if isinstance(item, _Frame) else item

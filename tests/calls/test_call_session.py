@@ -23,7 +23,16 @@ import pytest
 from reddytalk.audio.pcm import StreamResampler, frames_of
 from reddytalk.audio.turns import TurnDetector
 from reddytalk.calls.session import CallSession, CallSummary, CallTuning
-from reddytalk.frames import AudioFormat, EndCall, PolicyOutput, Say, ToolCall, Transcript
+from reddytalk.errors import ProviderError
+from reddytalk.frames import (
+    AudioFormat,
+    EndCall,
+    PolicyOutput,
+    Say,
+    ToolCall,
+    Transcript,
+    TransferToStaff,
+)
 from reddytalk.ports import RecognitionHints, SpeechRecognizer
 from reddytalk.telephony import acs_media
 
@@ -173,7 +182,11 @@ class ScriptedRecognizer:
         self.finished_at.append(self._progress())
         text = self._transcripts.pop(0) if self._transcripts else ""
         final: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
-        asyncio.get_running_loop().call_later(self._final_s, final.set_result, Transcript(text))
+        def resolve() -> None:
+            if not final.done():  # the call may have ended first
+                final.set_result(Transcript(text))
+
+        asyncio.get_running_loop().call_later(self._final_s, resolve)
         return final
 
     def close(self) -> None:
@@ -998,3 +1011,63 @@ def test_synthesis_runs_ahead_of_playback_only_as_far_as_the_lead() -> None:
     assert b"".join(s.pcm or b"" for s in answer) == tts.pcm(HOURS, 16_000)  # all, in order
     for n, sent in enumerate(answer):  # still paced in real time
         assert sent.at_s - answer[0].at_s >= n * FRAME_S - EARLY_S
+
+
+class FailingFinalRecognizer(ScriptedRecognizer):
+    """Its final fails (Speech's connection broke) after the hypothesis was given."""
+
+    def finish_turn(self) -> Awaitable[Transcript]:
+        self.finished_at.append(0)
+        final: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
+        error = ProviderError("Azure Speech recognition canceled", retryable=True)
+        asyncio.get_running_loop().call_later(0.05, final.set_exception, error)
+        return final
+
+
+def test_a_failed_final_leaves_the_answer_on_the_hypothesis_standing() -> None:
+    tts = ToneSpeech({GREETING: 60, HOURS: 200, SATURDAY: 100})
+    policy = ScriptedPolicy({ASKED_HOURS: [Say(HOURS)], ASKED_SATURDAY: [Say(SATURDAY)]})
+
+    async def script(line: Line) -> None:
+        await _greeted(line)
+        await _turn(line)
+        await line.until(lambda: line.has_said(HOURS))
+        await _turn(line)
+        await line.until(lambda: line.has_said(SATURDAY))
+
+    recognizer = FailingFinalRecognizer(
+        [], progress=lambda: 0, hypotheses=[Hypothesis(ASKED_HOURS), Hypothesis(ASKED_SATURDAY)]
+    )
+    summary, line, _ = _call(script, policy=policy, tts=tts, recognizer=recognizer)
+
+    # Both turns were answered on their hypotheses; the call went on after each failure.
+    assert policy.heard == [ASKED_HOURS, ASKED_SATURDAY]
+    assert summary.transcript == [
+        ("receptionist", GREETING),
+        ("caller", ASKED_HOURS),
+        ("receptionist", HOURS),
+        ("caller", ASKED_SATURDAY),
+        ("receptionist", SATURDAY),
+    ]
+    assert [t.revision for t in summary.turns] == [None, None]
+
+
+def test_an_answer_that_transfers_is_never_withdrawn() -> None:
+    # The final (50 ms) comes while the answer's words are still being synthesized
+    # (200 ms), the transfer queued behind them: nothing heard, and still it stands.
+    connecting = "Of course. I am connecting you with our staff now."
+    tts = ToneSpeech({GREETING: 60, connecting: 200}, first_audio_s=0.2)
+    policy = ScriptedPolicy({"a person please": [Say(connecting), TransferToStaff()]})
+
+    async def script(line: Line) -> None:
+        await _greeted(line)
+        await _turn(line)
+        await line.until(lambda: line.call is not None and line.call.done(), timeout_s=5)
+
+    summary, _, _ = _call(
+        script, policy=policy, tts=tts, transcripts=["a parcel please"],
+        hypotheses=[Hypothesis("a person please")], final_s=0.05,
+    )  # fmt: skip
+
+    assert summary.ending == "transfer:caller_request"
+    assert summary.turns[0].revision == "kept"
