@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import uvicorn
 from starlette.applications import Starlette
 
@@ -37,11 +39,25 @@ def server_config(app: Starlette, *, host: str, port: int) -> uvicorn.Config:
     )
 
 
+def tune_gc() -> None:
+    """Collect cyclic garbage less often, and never rescan what start-up made.
+
+    Every frame of every call allocates a few short-lived objects, and the default
+    thresholds (700, 10, 10) then run full collections over every call's objects often
+    enough to stall the event loop for tens of ms. Measured with ``scripts/bench_load``
+    at 500 calls on one core: p99 frame lateness 42.9 -> 24.9 ms, the worst frame
+    207 -> 53 ms late, CPU unchanged.
+    """
+    gc.freeze()  # the modules and the app: permanent, out of every collection
+    gc.set_threshold(10_000, 50, 100)
+
+
 def main() -> None:
     """Serve on the configured host and port."""
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     app = create_app(settings)
+    tune_gc()
     config = server_config(app, host=settings.host, port=settings.port)
     DrainingServer(config, drain=app.state.drain).run()
 

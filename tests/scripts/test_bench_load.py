@@ -28,7 +28,7 @@ def test_a_step_passes_only_within_every_limit() -> None:
 
 @pytest.mark.e2e
 def test_a_short_run_steps_up_and_reports_every_figure() -> None:
-    args = argparse.Namespace(steps=[1, 3], step_s=6.0, port=0)
+    args = argparse.Namespace(steps=[1, 3], step_s=6.0, port=0, phases=2)
     result = asyncio.run(main(args))
 
     assert [s["calls"] for s in result["steps"]] == [1, 3]
@@ -42,5 +42,5 @@ def test_a_short_run_steps_up_and_reports_every_figure() -> None:
         assert step["memory_mb_per_call"] is not None
     assert result["capacity"] in (1, 3)
     table = markdown(result)
-    assert "| 3 | " in table and "calls on one core" in table
+    assert "| 3 | " in table and "calls on one core" in table and "over 2 phases" in table
     json.dumps(result)  # JSON-ready
