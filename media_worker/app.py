@@ -37,6 +37,7 @@ from reddytalk.calls.service import Receptionist
 from reddytalk.composition import build_receptionist, build_token_verifier
 from reddytalk.errors import Unauthorized
 from reddytalk.providers.seed import DEMO_CLINIC_ID
+from reddytalk.scheduling.model import Clinic
 from reddytalk.settings import Settings
 from reddytalk.telephony.acs_auth import AcsTokenVerifier
 
@@ -107,12 +108,14 @@ async def _call(scope: Scope, receive: Receive, send: Send) -> None:
         await websocket.close(code=_TRY_AGAIN_LATER)
         return
     with drain.call():
-        if await _accept(websocket):
-            await _take_call(websocket, receive, send)
+        clinic = await _accept(websocket)
+        if clinic is not None:
+            await _take_call(websocket, clinic, receive, send)
 
 
-async def _accept(websocket: WebSocket) -> bool:
-    """Verify the stream (ACS's token, the call id, the clinic) and accept it, or refuse."""
+async def _accept(websocket: WebSocket) -> Clinic | None:
+    """Verify the stream (ACS's token, the call id, the clinic) and accept it: its
+    clinic; or refuse it: None."""
     receptionist: Receptionist = websocket.app.state.receptionist
     verifier: AcsTokenVerifier | None = websocket.app.state.verifier
     if verifier is not None:
@@ -121,7 +124,7 @@ async def _accept(websocket: WebSocket) -> bool:
         except Unauthorized as error:
             log.warning("refused a media stream: %s", error)
             await websocket.close(code=_POLICY_VIOLATION)
-            return False
+            return None
     call_id = websocket.path_params["call_id"]
     clinic = await receptionist.find_clinic(
         clinic_id=websocket.query_params.get("clinic"),
@@ -130,19 +133,18 @@ async def _accept(websocket: WebSocket) -> bool:
     if not _CALL_ID.match(call_id) or clinic is None:
         log.warning("refused a media stream: bad call id or unknown clinic")
         await websocket.close(code=_POLICY_VIOLATION)
-        return False
-    websocket.state.clinic = clinic
+        return None
     await websocket.accept()
-    return True
+    return clinic
 
 
-async def _take_call(websocket: WebSocket, receive: Receive, send: Send) -> None:
+async def _take_call(websocket: WebSocket, clinic: Clinic, receive: Receive, send: Send) -> None:
     receptionist: Receptionist = websocket.app.state.receptionist
     stream = websocket.scope.get("extensions", {}).get(DIRECT_STREAM, {}).get("protocol")
     direct = stream if isinstance(stream, DirectWebSocketProtocol) else None
     await receptionist.take_call(
         call_id=websocket.path_params["call_id"],
-        clinic=websocket.state.clinic,
+        clinic=clinic,
         inbound=_Inbound(receive, direct),
         send=_sender(send, direct),
         call_token=websocket.query_params.get("token"),
