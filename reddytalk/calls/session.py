@@ -104,6 +104,9 @@ class CallTuning:
         metadata_wait_ms: How long the greeting waits for ``AudioMetadata``
             before assuming ACS's default format (16 kHz).
         hangup_grace_ms: Pause after the last frame of a goodbye before hanging up.
+        send_ahead_ms: How early an outbound frame may go out before its real-time
+            slot (:class:`~reddytalk.audio.pacing.Pacer`): 20 ms halves the sender's
+            wake-ups, and ACS queues what arrives early.
     """
 
     end_of_turn_silence_ms: int = 400
@@ -113,6 +116,7 @@ class CallTuning:
     synthesis_lead_ms: int = 2000
     metadata_wait_ms: int = 50
     hangup_grace_ms: int = 300
+    send_ahead_ms: int = 20
 
 
 _DEFAULT_TUNING = CallTuning()
@@ -215,7 +219,7 @@ class CallSession:
         self._send_lock = asyncio.Lock()
         self._sending: _Utterance | None = None  # the utterance whose frames are going out
         self._in_flight = 0
-        self._pacer = Pacer()
+        self._pacer = Pacer(ahead_ms=self._tuning.send_ahead_ms)
         self._cut: list[_Utterance] = []  # what the last barge-in cut, to resume
         self._cut_ending: EndCall | None = None  # an end the barge-in held back
         self._send: Callable[[str], Awaitable[None]] | None = None

@@ -147,3 +147,21 @@ def test_restart_if_idle_keeps_the_schedule_of_audio_arriving_early() -> None:
         assert vt.now == pytest.approx(gap_end + 0.020)  # a new schedule, no burst
 
     asyncio.run(run())
+
+
+def test_ahead_lets_a_frame_go_early_so_the_sender_wakes_once_per_two_frames() -> None:
+    vt = VirtualTime()
+    pacer = Pacer(frame_ms=20, clock=vt.clock, sleep=vt.sleep, ahead_ms=20)
+    start = vt.now
+
+    async def run() -> list[float]:
+        return [(await pacer.wait_for_slot(), vt.now)[1] for _ in range(10)]
+
+    sent = asyncio.run(run())
+    # Frames go in pairs: each pair at the first one's slot, the second 20 ms early.
+    assert sent == pytest.approx([start + (n // 2) * 0.040 for n in range(10)])
+    for n, at in enumerate(sent):
+        assert at <= start + n * 0.020 + 1e-9  # never late
+        assert at >= start + n * 0.020 - 0.020 - 1e-9  # never more than 20 ms early
+    assert len(vt.sleeps) == 4
+    assert pacer.max_lateness_ms == pytest.approx(0.0, abs=1e-6)

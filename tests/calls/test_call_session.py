@@ -38,6 +38,7 @@ from reddytalk.telephony import acs_media
 
 FRAME_S = 0.020
 EARLY_S = 0.002  # slack for timer wake-ups when checking "never before its slot"
+AHEAD_S = CallTuning().send_ahead_ms / 1000  # how early a frame may leave (ACS queues it)
 TUNING = CallTuning(
     end_of_turn_silence_ms=200,
     settled_end_of_turn_silence_ms=100,
@@ -428,9 +429,10 @@ def test_greeting_goes_out_as_paced_frames_in_the_announced_format(is_cached: bo
     else:
         assert tts.requests == [(GREETING, 24_000)] and cache_requests == []
     assert line.sent[0].at_s >= metadata_at[0]
-    # Paced in real time: frame n never leaves before n * 20 ms after the first.
+    # Paced in real time: frame n never leaves before n * 20 ms after the first, less
+    # the allowed send-ahead.
     for n, sent in enumerate(line.sent):
-        assert sent.at_s - line.sent[0].at_s >= n * FRAME_S - EARLY_S
+        assert sent.at_s - line.sent[0].at_s >= n * FRAME_S - AHEAD_S - EARLY_S
     assert summary.transcript == [("receptionist", GREETING)]
     assert summary.greeting_first_frame_ms is not None
     assert summary.turns == [] and summary.barge_ins == 0
@@ -724,7 +726,7 @@ def test_frames_stay_paced_when_speech_streams_in_small_chunks() -> None:
 
     assert len(line.frames()) == 10
     for n, sent in enumerate(line.sent):
-        assert sent.at_s - line.sent[0].at_s >= n * FRAME_S - EARLY_S
+        assert sent.at_s - line.sent[0].at_s >= n * FRAME_S - AHEAD_S - EARLY_S
 
 
 # -- answering on the recognizer's hypothesis -------------------------------------------
@@ -1010,7 +1012,7 @@ def test_synthesis_runs_ahead_of_playback_only_as_far_as_the_lead() -> None:
     answer = [s for s in line.sent if s.pcm is not None and tts.text_of(s.pcm) == HOURS]
     assert b"".join(s.pcm or b"" for s in answer) == tts.pcm(HOURS, 16_000)  # all, in order
     for n, sent in enumerate(answer):  # still paced in real time
-        assert sent.at_s - answer[0].at_s >= n * FRAME_S - EARLY_S
+        assert sent.at_s - answer[0].at_s >= n * FRAME_S - AHEAD_S - EARLY_S
 
 
 class FailingFinalRecognizer(ScriptedRecognizer):
