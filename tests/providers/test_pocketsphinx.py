@@ -8,17 +8,24 @@ frame by frame as the media worker feeds it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 
 import pytest
+from pocketsphinx import Decoder
 
 from reddytalk.audio.pcm import frames_of
 from reddytalk.dialogue.grammar import DialogueState, hints_for
 from reddytalk.dialogue.safety import detect_emergency
 from reddytalk.dialogue.understanding import Intent, detect_intent, parse_full_name
 from reddytalk.providers.seed import demo_clinic
-from reddytalk.providers.stt.pocketsphinx import PocketsphinxRecognizer, PocketsphinxSpeechToText
+from reddytalk.providers.stt.pocketsphinx import (
+    PocketsphinxRecognizer,
+    PocketsphinxSpeechToText,
+    _in_vocabulary,
+)
 from reddytalk.providers.tts.espeak import EspeakTextToSpeech
+from reddytalk.scheduling.model import Provider
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
@@ -104,3 +111,41 @@ def test_silence_is_heard_as_nothing(state: DialogueState) -> None:
         return await _hear(recognizer, state, bytes(32_000))
 
     assert asyncio.run(run()) == ""
+
+
+def test_a_clinic_whose_words_are_not_in_the_dictionary_is_still_understood() -> None:
+    """A provider named "Okafor" is in no dictionary; the grammar loads without it."""
+    okafor = Provider(provider_id="dr-okafor", display_name="Doctor Okafor", family_name="Okafor")
+    clinic = dataclasses.replace(CLINIC, providers=(*CLINIC.providers, okafor))
+
+    async def run() -> list[str]:
+        recognizer = await PocketsphinxSpeechToText().open(sample_rate_hz=16_000)
+        try:
+            heard = []
+            for state, text in ((S.HOW_CAN_I_HELP, "i would like to book an appointment"),
+                                (S.HOW_CAN_I_HELP, "i would like to book an appointment"),
+                                (S.ASK_WHEN, "with doctor chen next tuesday")):  # fmt: skip
+                recognizer.set_hints(hints_for(state, clinic))
+                recognizer.start_turn()
+                for frame in frames_of(await _speak(text), _FRAME_BYTES):
+                    recognizer.accept(frame)
+                heard.append((await recognizer.finish_turn()).text)
+            return heard
+        finally:
+            recognizer.close()
+
+    _, request, when = asyncio.run(run())  # the first turn only settles the recognizer
+    assert detect_intent(request) is Intent.BOOK, request
+    assert when == "with doctor chen next tuesday"  # the known names still are
+
+
+def test_only_the_words_the_dictionary_lacks_are_left_out_of_a_grammar() -> None:
+    decoder = Decoder(samprate=16_000)
+    for state in DialogueState:
+        jsgf = hints_for(state, CLINIC).jsgf
+        assert _in_vocabulary(decoder, jsgf) == (jsgf, 0)  # the demo clinic: every word known
+    rule = "#JSGF V1.0;\ngrammar g;\npublic <u> = [doctor] (okafor | chen) [i'd like] /2/ <x>;"
+    assert _in_vocabulary(decoder, rule) == (
+        "#JSGF V1.0;\ngrammar g;\npublic <u> = [doctor] (<NULL> | chen) [i'd like] /2/ <x>;",
+        1,
+    )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,39 @@ log = logging.getLogger(__name__)
 _DECODER_RATE_HZ = 16_000
 _LANGUAGE_MODEL = Path(get_model_path()) / "en-us" / "en-us.lm.bin"
 _DICTATION = "dictation"
+
+
+# A word of a JSGF rule's body: not a <rule> reference, a /weight/ or an operator.
+_JSGF_WORD = re.compile(r"(?<![<\w'/.])[a-z][a-z']*(?![\w'>/])")
+
+
+def _in_vocabulary(decoder: Decoder, jsgf: str) -> tuple[str, int]:
+    """``jsgf`` with each word the dictionary lacks replaced by ``<NULL>`` (nothing to
+    say), and how many there were.
+
+    A clinic's own words (a provider's family name such as "Okafor") may not be in the
+    wheel's dictionary, and pocketsphinx refuses a whole grammar for one unknown word.
+    Without them the caller is still understood, only not by those words (they would
+    need a pronunciation, and no letter-to-sound model ships with the wheel). ``<VOID>``
+    (an alternative that can never be said) would be the exact meaning, but measured
+    here it wrecked recognition of the whole grammar ("i would like to book an
+    appointment" heard as "i want to talk to a human"); ``<NULL>`` does not.
+    """
+    if not jsgf:
+        return jsgf, 0
+    header, _, rules = jsgf.partition("grammar ")
+    grammar_line, _, body = rules.partition(";")
+    unknown: set[str] = set()
+
+    def replace(match: re.Match[str]) -> str:
+        word = match.group(0)
+        if decoder.lookup_word(word) is not None:
+            return word
+        unknown.add(word)
+        return "<NULL>"
+
+    body = _JSGF_WORD.sub(replace, body)
+    return f"{header}grammar {grammar_line};{body}", len(unknown)
 
 
 def _word(token: str) -> str:
@@ -85,7 +119,10 @@ class PocketsphinxRecognizer:
             return  # without the language model, the last grammar is the best there is
         name = "g" + hashlib.sha1(hints.jsgf.encode()).hexdigest()[:16]
         if name not in self._searches:
-            self._decoder.add_jsgf_string(name, hints.jsgf)
+            jsgf, unknown = _in_vocabulary(self._decoder, hints.jsgf)
+            if unknown:  # counted, not named: the words may include a caller's name one day
+                log.warning("%d grammar words are not in the dictionary; left out", unknown)
+            self._decoder.add_jsgf_string(name, jsgf)
             self._searches[name] = hints.state
         self._decoder.activate_search(name)
 
