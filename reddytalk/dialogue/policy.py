@@ -38,6 +38,10 @@ __all__ = ["ReceptionistPolicy"]
 
 S = DialogueState
 _ANYTHING_ELSE = "Is there anything else I can help you with?"
+_CLOSED_TAKE_MESSAGE = (
+    "Our office is closed right now, so I can't connect you with our staff. "
+    "I can take a message, and someone will call you back. What would you like me to pass on?"
+)
 _OFFER_TEXT = "Would you like a text message confirmation?"
 _MAX_MISUNDERSTOOD = 2
 
@@ -70,7 +74,9 @@ class ReceptionistPolicy:
         self.last_tier: str | None = None
 
     def greeting(self) -> str:
-        """The clinic's greeting."""
+        """The clinic's greeting: its own (configured) or the standard one."""
+        if self._clinic.greeting:
+            return self._clinic.greeting
         return (
             f"Thank you for calling {self._clinic.name}. This is the virtual receptionist. "
             "How can I help you today?"
@@ -187,6 +193,10 @@ class ReceptionistPolicy:
             return
         intent = detect_intent(text)
         if intent is Intent.STAFF or (self.state is S.OFFER_STAFF and is_yes(text)):
+            if self._clinic.takes_messages_instead_at(self._tools.now()):
+                # After hours with no one on call: the clinic asked for a message instead.
+                yield self._ask(S.ASK_MESSAGE, _CLOSED_TAKE_MESSAGE)
+                return
             self.state = S.ENDED
             yield Say("Of course. I am connecting you with our staff now.")
             yield self._tools.transfer_to_staff(reason="caller_request")

@@ -89,6 +89,10 @@ INSTRUCTIONS = (
     "in plain words and offer what can be done. Give no medical advice."
 )
 
+_CLOSED_NO_TRANSFER = (
+    "the office is closed: offer to take a message for the staff instead"
+)
+
 
 class Tier(StrEnum):
     """Who answered a turn."""
@@ -373,6 +377,9 @@ class TieredPolicy:
                     return [call], {"taken": True}, None
                 case "transfer_to_staff":
                     reason = str(args.get("reason") or "caller_request")
+                    if tools.clinic.takes_messages_instead_at(tools.now()):
+                        # After hours the clinic takes messages instead (its config).
+                        return [], {"transferring": False, "closed": _CLOSED_NO_TRANSFER}, None
                     call = tools.transfer_to_staff(reason=reason)
                     return [call], {"transferring": True}, TransferToStaff(reason=reason)
                 case "end_call":

@@ -31,7 +31,7 @@ __all__ = [
     "DEMO_STAFF_NUMBER",
     "SEED_DAYS",
     "demo_clinic",
-    "demo_slots",
+    "clinic_slots",
     "seed_demo",
 ]
 
@@ -93,7 +93,7 @@ def _is_taken(slot: Slot) -> bool:
     return digest[0] < _BUSY_PER_256
 
 
-def demo_slots(clinic: Clinic, *, today: dt.date, days: int = SEED_DAYS) -> list[Slot]:
+def clinic_slots(clinic: Clinic, *, today: dt.date, days: int = SEED_DAYS) -> list[Slot]:
     """Every provider's slots during opening hours for ``days`` days from ``today``.
 
     Times are local to the clinic, so a slot opens at 08:00 on both sides of a
@@ -138,7 +138,7 @@ async def seed_demo(store: SqliteStore, ehr: EmbeddedEhr, *, today: dt.date) -> 
     """
     clinic = demo_clinic()
     await store.save_clinic(clinic)
-    slots = demo_slots(clinic, today=today)
+    slots = clinic_slots(clinic, today=today)
     linda_start = _linda_visit_start(clinic, today)
     linda_slot = _slot_id(clinic.clinic_id, "dr-chen", linda_start)
     busy = {s.slot_id for s in slots if _is_taken(s) and s.slot_id != linda_slot}

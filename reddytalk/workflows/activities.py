@@ -133,13 +133,21 @@ async def _play_apology(deps: ActivityDeps, data: dict[str, Any]) -> dict[str, A
 
 async def _transfer_to_staff(deps: ActivityDeps, data: dict[str, Any]) -> dict[str, Any]:
     clinic = await deps.store.get_clinic(data["clinic_id"])
-    if clinic is None or not clinic.staff_phone_number:
+    # The receptionist already decided a transfer is due (after hours, with messages
+    # taken instead, it only transfers an emergency or a failure): a person on call if
+    # there is one at this hour, else the staff line (its voicemail).
+    number = (
+        None
+        if clinic is None
+        else (clinic.transfer_number_at(deps.clock()) or clinic.staff_phone_number)
+    )
+    if not number:
         log.warning("no staff number to transfer to: hanging up")
         await _control(deps).hang_up(call_connection_id=data["call_connection_id"])
         return {"transferred": False}
     await _control(deps).transfer(
         call_connection_id=data["call_connection_id"],
-        to_phone_number=clinic.staff_phone_number,
+        to_phone_number=number,
         operation_context="transfer:staff",
     )
     return {"transferred": True}

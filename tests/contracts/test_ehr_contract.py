@@ -30,7 +30,7 @@ from ehr_fixtures import (  # the fixtures are found by pytest in this module's 
 from reddytalk.errors import ProviderError, SchedulingError, SlotUnavailable, TimeNotBookable
 from reddytalk.providers.ehr.fhir import FhirEhr
 from reddytalk.providers.ehr.fhir_seed import seed_fhir_demo
-from reddytalk.providers.seed import DEMO_CLINIC_ID, _is_taken, demo_clinic, demo_slots
+from reddytalk.providers.seed import DEMO_CLINIC_ID, _is_taken, clinic_slots, demo_clinic
 from reddytalk.scheduling.model import Appointment, Patient, Slot
 from tests.servers.fhir.launch import FhirServer
 
@@ -51,7 +51,7 @@ def _expected_free(
     start: dt.datetime, end: dt.datetime, provider_id: str | None = None
 ) -> list[tuple[str, dt.datetime, dt.datetime]]:
     """What the seed left free in ``[start, end)``, from the demo data itself."""
-    slots = demo_slots(demo_clinic(), today=TODAY)
+    slots = clinic_slots(demo_clinic(), today=TODAY)
     free = [
         (s.provider_id, s.start, s.end)
         for s in slots
@@ -564,7 +564,7 @@ def test_fhir_seeding_again_changes_nothing(fhir_server: FhirServer) -> None:
     assert _counts(fhir_server) == before
     assert before == {
         "Organization": 1, "Practitioner": 3, "PractitionerRole": 3, "Schedule": 3,
-        "Slot": len(demo_slots(demo_clinic(), today=TODAY)), "Patient": 3, "Appointment": 1,
+        "Slot": len(clinic_slots(demo_clinic(), today=TODAY)), "Patient": 3, "Appointment": 1,
     }  # fmt: skip
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic, seed_demo
 from reddytalk.providers.sms.outbox import OutboxSmsSender
 from reddytalk.providers.store.sqlite import SqliteStore
-from reddytalk.scheduling.model import Appointment, Patient
+from reddytalk.scheduling.model import AfterHours, Appointment, Clinic, Holiday, Patient
 from reddytalk.settings import Settings
 from reddytalk.workflows.activities import ACTIVITIES, Activity, ActivityDeps
 from reddytalk.workflows.booking import WRITE_APPOINTMENT
@@ -78,6 +79,8 @@ def _call(
         store=store, clock=lambda: NOW
     ),
     caller_number: str | None = CALLER_NUMBER,
+    clinic: Clinic | None = None,
+    at: dt.datetime = NOW,
 ) -> Iterator[Call]:
     with open_embedded_records(Settings(data_dir=tmp_path), now=lambda: NOW) as records:
         store, ehr = records.store, records.ehr
@@ -101,10 +104,10 @@ def _call(
         )
         call_office = back_office.for_call(call_id="c1", clinic_id=DEMO_CLINIC_ID, call_token=None)
         tools = ReceptionistTools(
-            clinic=demo_clinic(),
+            clinic=clinic or demo_clinic(),
             office=office(call_office),
             call_id="c1",
-            clock=lambda: NOW,
+            clock=lambda: at,
         )
         yield Call(ehr, store, tools, ReceptionistPolicy(tools=tools))
 
@@ -377,6 +380,60 @@ def test_an_unreachable_schedule_after_the_yes_hands_the_caller_to_staff(tmp_pat
         assert call.tools.outcome == "transferred:schedule_unavailable"
         robert = call.patient(*ROBERT)
         assert robert is not None and call.upcoming(robert) == []
+
+
+# -- the clinic's own configuration: greeting, hours, after hours ----------------
+
+AFTER_HOURS = dt.datetime(2026, 11, 26, 5, 0, tzinfo=dt.UTC)  # Wednesday, 11 P M in Chicago
+ASK_FOR_STAFF = "can i speak to someone at the front desk"
+
+
+def test_a_configured_greeting_is_said_instead_of_the_standard_one(tmp_path: Path) -> None:
+    clinic = dataclasses.replace(demo_clinic(), greeting="Reddy Family Clinic, how can I help?")
+    with _call(tmp_path, clinic=clinic) as call:
+        assert call.policy.greeting() == "Reddy Family Clinic, how can I help?"
+    with _call(tmp_path / "standard") as call:
+        assert call.policy.greeting().startswith("Thank you for calling Reddy Family Clinic.")
+
+
+def test_after_hours_a_caller_asking_for_staff_is_offered_a_message(tmp_path: Path) -> None:
+    with _call(tmp_path, at=AFTER_HOURS) as call:  # the default: take a message
+        asked = call.say(ASK_FOR_STAFF)
+        assert "closed right now" in _says(asked) and "take a message" in _says(asked)
+        assert not any(isinstance(o, TransferToStaff) for o in asked) and _tools(asked) == []
+        assert call.policy.state is grammar.DialogueState.ASK_MESSAGE
+        call.say(MESSAGE)
+        name = call.say("my name is sarah johnson")
+        assert [c.name for c in _tools(name)] == ["take_message"]
+        assert [m.text for m in call.messages()] == [MESSAGE]
+        assert call.tools.outcome != "transferred:caller_request"
+
+
+def test_after_hours_with_an_on_call_number_the_caller_is_transferred(tmp_path: Path) -> None:
+    clinic = dataclasses.replace(
+        demo_clinic(), after_hours=AfterHours(action="transfer", on_call_number="+15550100298")
+    )
+    with _call(tmp_path, clinic=clinic, at=AFTER_HOURS) as call:
+        (asked,) = call.script(ASK_FOR_STAFF)
+        assert asked[-1] == TransferToStaff(reason="caller_request")
+        assert clinic.transfer_number_at(AFTER_HOURS) == "+15550100298"
+        assert clinic.transfer_number_at(NOW) == clinic.staff_phone_number
+
+
+def test_a_holiday_is_after_hours(tmp_path: Path) -> None:
+    holiday = Holiday(day=dt.date(2026, 11, 25), name="Clinic closed")  # NOW's day
+    clinic = dataclasses.replace(demo_clinic(), holidays=(holiday,))
+    assert not clinic.is_open_at(NOW) and demo_clinic().is_open_at(NOW)
+    with _call(tmp_path, clinic=clinic) as call:
+        (asked,) = call.script(ASK_FOR_STAFF)
+        assert "closed right now" in _says(asked)
+        assert call.policy.state is grammar.DialogueState.ASK_MESSAGE
+
+
+def test_an_emergency_after_hours_is_still_transferred(tmp_path: Path) -> None:
+    with _call(tmp_path, at=AFTER_HOURS) as call:
+        (said,) = call.script("i have chest pain")
+        assert isinstance(said[-1], TransferToStaff)
 
 
 # -- messages for staff ---------------------------------------------------------

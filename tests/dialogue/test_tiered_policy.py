@@ -87,6 +87,7 @@ def _run(
 ) -> tuple[Scripted, TieredPolicy, list[list[PolicyOutput]]]:
     """The turns on a tiered policy over the scripted model; without acknowledgements
     unless asked (their own tests below), so each test sees only the model's words."""
+
     async def main() -> tuple[Scripted, TieredPolicy, list[list[PolicyOutput]]]:
         async with Scripted() as server:
             server.scripts = list(scripts)
@@ -341,3 +342,19 @@ def test_the_acknowledgement_fits_the_words() -> None:
     assert acknowledgement("Can I come in on Friday") == "Let me check."
     assert acknowledgement("tuesday morning with doctor okafor", is_complex=True) == "Let me check."
     assert acknowledgement("my knee still hurts") == "Okay."
+
+
+def test_after_hours_the_models_transfer_is_declined_and_it_is_told_why(tmp_path: Path) -> None:
+    from tests.dialogue.test_policy import AFTER_HOURS
+
+    with _call(tmp_path, at=AFTER_HOURS) as call:  # the clinic takes messages after hours
+        scripts: list[list[Step] | int] = [
+            _asks("transfer_to_staff", {"reason": "caller_request"}),
+            _answer("Our office is closed, but I can take a message."),
+        ]
+        server, _, [turn] = _run(call, scripts, "could you put me through to the billing folks")
+    assert not any(isinstance(o, TransferToStaff) for o in turn)
+    assert call.tools.calls == [] and call.tools.outcome != "transferred:caller_request"
+    result = server.requests[1].body["messages"][-1]
+    assert result["role"] == "tool" and json.loads(result["content"])["transferring"] is False
+    assert _says(turn) == ["Our office is closed, but I can take a message."]

@@ -8,6 +8,7 @@ made by replacing one activity with one that fails, never by patching our code.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -21,9 +22,9 @@ from local_acs import LocalAcs, TlsFiles, make_tls
 from reddytalk.composition import open_embedded_records
 from reddytalk.errors import ProviderError
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
-from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_STAFF_NUMBER, seed_demo
+from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_STAFF_NUMBER, demo_clinic, seed_demo
 from reddytalk.providers.store.sqlite import SqliteStore
-from reddytalk.scheduling.model import Slot
+from reddytalk.scheduling.model import AfterHours, Slot
 from reddytalk.settings import Settings
 from reddytalk.telephony.call_automation import AcsCallControl
 from reddytalk.workflows import booking
@@ -232,9 +233,23 @@ def _event(name: str, **data: Any) -> dict[str, Any]:
     return {"name": name, "call_connection_id": "conn-1", **data}
 
 
+ON_CALL = "+15550100298"
+
+
+@pytest.mark.parametrize(
+    ("after_hours", "target"),
+    [
+        (AfterHours(), DEMO_STAFF_NUMBER),  # messages after hours: a failure goes to the line
+        (AfterHours(action="transfer", on_call_number=ON_CALL), ON_CALL),
+    ],
+)
 def test_a_failed_media_stream_gets_an_apology_and_a_transfer_to_staff(
-    env: Env, tls: TlsFiles
+    env: Env, tls: TlsFiles, after_hours: AfterHours, target: str
 ) -> None:
+    clinic = dataclasses.replace(demo_clinic(), after_hours=after_hours)
+    asyncio.run(env.store.save_clinic(clinic))
+    assert not clinic.is_open_at(NOW)  # 6 A M: the clinic opens at 8
+
     async def main() -> tuple[dict[str, Any], LocalAcs]:
         async with LocalAcs(tls) as acs:
             async with AcsCallControl(
@@ -260,7 +275,7 @@ def test_a_failed_media_stream_gets_an_apology_and_a_transfer_to_staff(
     assert paths == ["/calling/callConnections/conn-1:play",
                      "/calling/callConnections/conn-1:transferToParticipant"]  # fmt: skip
     transfer = acs.requests[1].body
-    assert transfer["targetParticipant"]["phoneNumber"]["value"] == DEMO_STAFF_NUMBER
+    assert transfer["targetParticipant"]["phoneNumber"]["value"] == target
     record = asyncio.run(env.store.get_call("call-1"))
     assert record is not None and record.outcome == "transferred:media_failed"
     assert env.audit("call-1") == [("call.ended", "call")]

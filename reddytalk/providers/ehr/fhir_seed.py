@@ -1,6 +1,6 @@
 """The demo clinic of :mod:`reddytalk.providers.seed`, put into a FHIR server.
 
-The same clinic, providers, slots (``demo_slots``), busy slots, three patients and
+The same clinic, providers, slots (``clinic_slots``), busy slots, three patients and
 Linda's visit as ``seed_demo`` puts in the embedded EHR, written through a
 :class:`~reddytalk.providers.ehr.fhir.FhirEhr`'s client:
 
@@ -47,8 +47,8 @@ from reddytalk.providers.seed import (
     _PATIENTS,
     _is_taken,
     _linda_visit_start,
+    clinic_slots,
     demo_clinic,
-    demo_slots,
 )
 from reddytalk.scheduling.model import Clinic, Patient, Provider, Slot
 
@@ -64,7 +64,7 @@ async def seed_fhir_demo(ehr: FhirEhr, *, today: dt.date) -> None:
     """
     clinic = demo_clinic()
     schedule_of = await seed_fhir_clinic(ehr, clinic)
-    slots = demo_slots(clinic, today=today)
+    slots = clinic_slots(clinic, today=today)
     linda_start = _linda_visit_start(clinic, today)
     ids = await _add_slots(ehr.client, slots, schedule_of, linda_start)
 
