@@ -1,19 +1,21 @@
 """The few named errors of ReddyTalk. The edges map them to status codes and apologies.
 
-    ReddyTalkError
-    ├── MalformedMessage        bad input from the wire (JSON, kind, base64, frame size)
-    ├── Unauthorized            a request or connection whose credentials do not check out
-    ├── ProviderError           an engine or service failed; ``retryable`` says if a retry may help
-    └── SchedulingError         a request the schedule refuses, with a reason the caller can hear
-        ├── SlotUnavailable     someone else took the slot, or it never existed
-        ├── TimeNotBookable     in the past, or outside opening hours
-        └── BookingRefused      a guardrail: identity not verified or the read-back not confirmed
+ReddyTalkError
+├── MalformedMessage        bad input from the wire (JSON, kind, base64, frame size)
+├── Unauthorized            a request or connection whose credentials do not check out
+├── ProviderError           an engine or service failed; ``retryable`` says if a retry may help
+├── ClinicBusy              a clinic cannot be removed while calls to it are in progress
+└── SchedulingError         a request the schedule refuses, with a reason the caller can hear
+    ├── SlotUnavailable     someone else took the slot, or it never existed
+    ├── TimeNotBookable     in the past, or outside opening hours
+    └── BookingRefused      a guardrail: identity not verified or the read-back not confirmed
 """
 
 from __future__ import annotations
 
 __all__ = [
     "BookingRefused",
+    "ClinicBusy",
     "MalformedMessage",
     "ProviderError",
     "ReddyTalkError",
@@ -47,6 +49,19 @@ class ProviderError(ReddyTalkError):
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class ClinicBusy(ReddyTalkError):
+    """A clinic was not removed: calls to it are in progress (nothing was changed).
+
+    Args:
+        message: What was refused, naming the clinic (an id, not PHI).
+        calls_in_progress: How many calls to the clinic were in progress.
+    """
+
+    def __init__(self, message: str, *, calls_in_progress: int) -> None:
+        super().__init__(message)
+        self.calls_in_progress = calls_in_progress
 
 
 class SchedulingError(ReddyTalkError):

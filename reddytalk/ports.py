@@ -275,11 +275,49 @@ class OutboxMessage:
 class CallStore(Protocol):
     """ReddyTalk's own records (Cosmos DB in the cloud, SQLite locally)."""
 
+    async def save_clinic(self, clinic: Clinic) -> None:
+        """Create or replace a clinic, and map exactly ``clinic.phone_numbers`` to it.
+
+        Numbers it had and no longer lists are released (another clinic may then take
+        them). A number rings one clinic only.
+
+        Raises:
+            ValueError: A number is not E.164, is listed twice, or belongs to another
+                clinic (naming it); nothing was changed.
+        """
+
     async def find_clinic_by_number(self, phone_number: str) -> Clinic | None:
         """The clinic that owns this phone number."""
 
     async def get_clinic(self, clinic_id: str) -> Clinic | None:
         """The clinic with this id."""
+
+    async def list_clinics(self) -> list[Clinic]:
+        """Every clinic, sorted by ``clinic_id``."""
+
+    async def remove_clinic(self, clinic_id: str) -> bool:
+        """Remove a clinic and release its numbers; False if there is no such clinic.
+
+        The clinic's call records, messages, audit trail and data keys are kept
+        (medical-record retention): removing stops its calls, it erases no record.
+
+        Raises:
+            ClinicBusy: Calls to the clinic are in progress (nothing was changed).
+        """
+
+    async def call_started(self, call_id: str, clinic_id: str, *, at: dt.datetime) -> None:
+        """The call is in progress from ``at`` (aware), until :meth:`call_ended`.
+
+        A call that started more than 4 hours ago and never ended (its worker crashed)
+        no longer counts.
+        """
+
+    async def call_ended(self, call_id: str) -> None:
+        """The call is over (nothing if it was never started, or ended already)."""
+
+    async def calls_in_progress(self, clinic_id: str, *, now: dt.datetime) -> int:
+        """How many calls to the clinic started (at most 4 hours before ``now``) and have
+        not ended."""
 
     async def save_call(self, record: CallRecord, *, replace: bool = True) -> bool:
         """Store a finished call; whether it was stored.

@@ -69,6 +69,11 @@ var containers = [
     name: 'outbox'
     partitionKey: '/clinic_id'
   }
+  {
+    name: 'live_calls'
+    partitionKey: '/call_id'
+    defaultTtl: 14400 // 4 hours: calls in progress; a crashed worker's call stops counting
+  }
 ]
 
 var isServerless = capacityMode == 'Serverless'

@@ -13,6 +13,8 @@
 //                         Cognitive Services Speech User                the Speech resource
 //                         Cognitive Services OpenAI User                the Azure OpenAI resource
 //                         Cosmos DB Built-in Data Reader (data)         the clinics and numbers containers
+//                         Cosmos DB Built-in Data Contributor (data)    the live_calls container only (marks
+//                                                                       its calls in progress; no PHI)
 //                         Key Vault Crypto Service Encryption User      the KEK only (the store's PHI cipher
 //                                                                       opens it at start-up)
 //                         Key Vault Secrets User                        the vault (the ElevenLabs API key, read
@@ -93,6 +95,12 @@ var cosmosRoles = {
 var mediaWorkerContainers = [
   'clinics'
   'numbers'
+]
+
+// The containers the media worker writes: the calls in progress it holds (call id, clinic id,
+// start time), so that removing a clinic with calls in progress is refused.
+var mediaWorkerWritableContainers = [
+  'live_calls'
 ]
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -276,6 +284,18 @@ resource mediaWorkerCosmos 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignm
     name: guid(cosmos.id, mediaWorkerPrincipalId, cosmosRoles.dataReader, container)
     properties: {
       roleDefinitionId: cosmos::dataReader.id
+      principalId: mediaWorkerPrincipalId
+      scope: '${cosmos.id}/dbs/${cosmosDatabaseName}/colls/${container}'
+    }
+  }
+]
+
+resource mediaWorkerCosmosWrites 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = [
+  for container in mediaWorkerWritableContainers: {
+    parent: cosmos
+    name: guid(cosmos.id, mediaWorkerPrincipalId, cosmosRoles.dataContributor, container)
+    properties: {
+      roleDefinitionId: cosmos::dataContributor.id
       principalId: mediaWorkerPrincipalId
       scope: '${cosmos.id}/dbs/${cosmosDatabaseName}/colls/${container}'
     }

@@ -1,7 +1,9 @@
 """The receptionist service: answers calls, one :class:`CallSession` each.
 
 It owns what outlives a call (the store, the back office, the engines, the greeting audio
-cache) and writes each call's record when the call ends, whatever way it ends.
+cache) and writes each call's record when the call ends, whatever way it ends. It tells the
+store which calls are in progress (so a clinic is not removed under one); that
+bookkeeping never holds up or ends a call.
 """
 
 from __future__ import annotations
@@ -143,6 +145,11 @@ class Receptionist:
     ) -> CallSummary:
         """Hold one call until it ends, then store its record.
 
+        The call counts as in progress in the store from its start (``call_started``)
+        until its session ends (``call_ended``). Both are written alongside the call, not
+        in its way: a slow store delays neither the greeting nor the hang-up. A store
+        failure there is logged (its class only) and the call goes on.
+
         ``call_token`` is the tools token from the media URL (cloud profile).
         """
         bind_call(call_id=call_id, clinic_id=clinic.clinic_id)
@@ -162,9 +169,18 @@ class Receptionist:
             tuning=self._tuning,
         )
         log.info("call started")
+        in_progress = asyncio.create_task(
+            _note_call_started(self.store, call_id, clinic.clinic_id, started_at),
+            name="call_started",
+        )
         try:
             summary = await session.run(inbound, send)
         finally:
+            # A task: the end is recorded even if what follows is cancelled, and a slow
+            # store delays neither the record nor the hang-up.
+            ended = asyncio.create_task(
+                _note_call_ended(self.store, call_id, in_progress), name="call_ended"
+            )
             summary = session.summary
             summary.tool_calls = list(tools.calls)
             record = CallRecord(
@@ -189,7 +205,28 @@ class Receptionist:
                 summary.barge_ins,
                 summary.malformed_messages,
             )
+            await asyncio.shield(ended)
         return summary
+
+
+async def _note_call_started(
+    store: CallStore, call_id: str, clinic_id: str, at: dt.datetime
+) -> None:
+    """Count the call as in progress; if the store cannot, say so (its class only) and go on."""
+    try:
+        await store.call_started(call_id, clinic_id, at=at)
+    except Exception as error:  # any failure: the call matters more than the count
+        log.warning("the call's start was not recorded: %s", type(error).__name__)
+
+
+async def _note_call_ended(store: CallStore, call_id: str, started: asyncio.Task[None]) -> None:
+    """The call is over in the store, once its start is written (never before it, or the
+    start would outlive the call); a failure is logged (its class only)."""
+    await asyncio.wait([started])
+    try:
+        await store.call_ended(call_id)
+    except Exception as error:
+        log.warning("the call's end was not recorded: %s", type(error).__name__)
 
 
 async def _end_call(office: CallOffice, ending: str) -> None:

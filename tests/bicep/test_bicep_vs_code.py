@@ -303,8 +303,11 @@ def test_the_cosmos_containers_are_the_store_s_both_ways() -> None:
 
     (containers,) = [r for r in resources(path) if r.symbol == "sqlContainers"]
     assert containers.config["loop_type"]["detail"]["array_name"] == "containers"
-    readable = parse(MODULES / "rbac.bicep")["variables"]["mediaWorkerContainers"]["value"]
+    rbac = parse(MODULES / "rbac.bicep")["variables"]
+    readable = rbac["mediaWorkerContainers"]["value"]
     assert set(readable) <= set(code), "the media worker reads a container that does not exist"
+    # It writes only the calls in progress it holds (Receptionist.take_call), nothing with PHI.
+    assert rbac["mediaWorkerWritableContainers"]["value"] == ["live_calls"]
 
 
 def _event_grid_functions() -> set[str]:

@@ -42,7 +42,6 @@ from reddytalk.providers.store.cosmos_keys import CosmosDataKeys
 from reddytalk.providers.store.sqlite import SqliteStore
 from reddytalk.providers.store.sqlite_db import SqliteDb
 from reddytalk.providers.store.sqlite_keys import SqliteDataKeys
-from reddytalk.scheduling.model import Clinic
 
 __all__ = [
     "EMULATOR_KEY",
@@ -70,9 +69,7 @@ _STARTUP_TIMEOUT_S = 20.0
 
 
 class ContractStore(CallStore, Protocol):
-    """The port, and what the seed and the tests use beyond it (both stores have them)."""
-
-    async def save_clinic(self, clinic: Clinic) -> None: ...
+    """The port, and what the tests use beyond it (both stores have it)."""
 
     async def audit_trail(self, call_id: str) -> list[AuditEvent]: ...
 

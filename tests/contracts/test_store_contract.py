@@ -1,7 +1,8 @@
 """The store contract: what every :class:`~reddytalk.ports.CallStore` promises.
 
 One suite, run on the SQLite store and on the Cosmos DB store (the loopback Cosmos DB
-REST server), with the same assertions. Where "another process" matters, a second
+REST server), with the same assertions; clinics, their numbers and their calls in
+progress are ``test_clinic_store_contract.py``'s. Where "another process" matters, a second
 store is opened over the same records. Both seal PHI (``store_fixtures``); what the
 documents hold at rest is ``test_cosmos_sealing.py``'s to check. The tests at the end
 are the Cosmos DB adapter's own (its containers, its errors, writes whose response was
@@ -36,7 +37,7 @@ from store_fixtures import (  # the fixtures are found by pytest in this module'
 from reddytalk.errors import ProviderError
 from reddytalk.phi import LocalKeyFile, MemoryDataKeys, PhiCipher
 from reddytalk.ports import AuditEvent, CallRecord, Message, OutboxMessage
-from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic
+from reddytalk.providers.seed import DEMO_CLINIC_ID
 from reddytalk.providers.store.cosmos import CONTAINERS, ContainerSpec, CosmosStore
 
 CHICAGO = ZoneInfo("America/Chicago")
@@ -67,87 +68,6 @@ def _message(message_id: str, *, clinic_id: str = DEMO_CLINIC_ID, minute: int = 
         caller_name="Linda Wilson",
         patient_id="pat_2" if minute % 2 else None,
     )
-
-
-# -- clinics ----------------------------------------------------------------------------
-
-
-def test_a_clinic_is_found_by_its_number_and_its_id(store_backend: StoreBackend) -> None:
-    async def scenario(store: ContractStore) -> None:
-        clinic = demo_clinic()
-        await store.save_clinic(clinic)
-
-        assert await store.find_clinic_by_number(DEMO_PHONE_NUMBER) == clinic
-        assert await store.get_clinic(DEMO_CLINIC_ID) == clinic
-        assert await store.find_clinic_by_number("+15550199999") is None
-        assert await store.find_clinic_by_number("5550100200") is None
-        assert await store.get_clinic("no-such-clinic") is None
-
-    run_with_store(store_backend, scenario)
-
-
-def test_saving_a_clinic_again_replaces_it_and_keeps_its_numbers(
-    store_backend: StoreBackend,
-) -> None:
-    async def scenario(store: ContractStore) -> None:
-        await store.save_clinic(demo_clinic())
-        moved = replace(demo_clinic(), name="Reddy Family Clinic North", phone_number=OTHER_NUMBER)
-        await store.save_clinic(moved)
-
-        assert await store.find_clinic_by_number(OTHER_NUMBER) == moved
-        assert await store.find_clinic_by_number(DEMO_PHONE_NUMBER) == moved
-        assert await store.get_clinic(DEMO_CLINIC_ID) == moved
-
-    run_with_store(store_backend, scenario)
-
-
-def test_a_number_of_one_clinic_is_refused_to_another(store_backend: StoreBackend) -> None:
-    async def scenario(store: ContractStore) -> None:
-        first = demo_clinic()
-        await store.save_clinic(first)
-        second = replace(demo_clinic(), clinic_id="other-clinic", name="Other Clinic")
-
-        with pytest.raises(ValueError, match="another clinic"):
-            await store.save_clinic(second)
-        assert await store.find_clinic_by_number(DEMO_PHONE_NUMBER) == first
-        assert await store.get_clinic("other-clinic") is None
-
-    run_with_store(store_backend, scenario)
-
-
-def test_a_number_that_is_not_e164_is_refused(store_backend: StoreBackend) -> None:
-    async def scenario(store: ContractStore) -> None:
-        with pytest.raises(ValueError, match="E.164"):
-            await store.save_clinic(replace(demo_clinic(), phone_number="555-0100"))
-        assert await store.get_clinic(DEMO_CLINIC_ID) is None
-
-    run_with_store(store_backend, scenario)
-
-
-def test_concurrent_saves_of_a_clinic_lose_no_number(store_backend: StoreBackend) -> None:
-    # Two processes add numbers to a new clinic at once. A save may fail with a retryable
-    # error (it lost an optimistic-concurrency race); saved again, it lands. Six saves:
-    # with two, the Cosmos DB saves rarely overlap; with six they (almost) always do.
-    numbers = [f"+1555010030{n}" for n in range(6)]
-    variants = [replace(demo_clinic(), phone_number=number) for number in numbers]
-
-    async def scenario(store: ContractStore) -> None:
-        async with store_backend.open() as other:
-            stores = [store, other] * 3
-            results = await asyncio.gather(
-                *(s.save_clinic(c) for s, c in zip(stores, variants, strict=True)),
-                return_exceptions=True,
-            )
-        for clinic, result in zip(variants, results, strict=True):
-            if isinstance(result, BaseException):
-                assert isinstance(result, ProviderError) and result.retryable, result
-                await store.save_clinic(clinic)
-
-        for number in numbers:
-            found = await store.find_clinic_by_number(number)
-            assert found is not None and found.clinic_id == DEMO_CLINIC_ID
-
-    run_with_store(store_backend, scenario)
 
 
 # -- calls ------------------------------------------------------------------------------
@@ -448,6 +368,7 @@ def test_cosmos_containers_are_made_as_declared(
     assert made == dict(CONTAINERS)
     assert made["data_keys"] == ContainerSpec("/clinic_id", None)  # a key never expires
     assert made["call_numbers"] == ContainerSpec("/call_id", 86_400)  # PHI kept a day
+    assert made["live_calls"] == ContainerSpec("/call_id", 14_400)  # a crashed call: 4 h
 
 
 def test_an_unreachable_cosmos_account_is_a_retryable_provider_error(tmp_path: Path) -> None:

@@ -1,10 +1,15 @@
-"""The SQLite store: clinics by number, calls, messages, the append-only audit trail, the file."""
+"""The SQLite store: clinics by number, calls, messages, the append-only audit trail, the file.
+
+What every store promises is ``tests/contracts``'s (run on this store too); here is what is
+the SQLite store's own: its file, its tables, its transactions.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import datetime as dt
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -15,12 +20,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from reddytalk.composition import build_phi_cipher
+from reddytalk.composition import build_phi_cipher, open_embedded_records
 from reddytalk.errors import ProviderError
 from reddytalk.ports import AuditEvent, CallRecord, Message, OutboxMessage
-from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic
-from reddytalk.providers.store.sqlite import SqliteStore
+from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic, seed_demo
+from reddytalk.providers.store.sqlite import SqliteStore, clinic_to_document
 from reddytalk.providers.store.sqlite_db import SCHEMA_VERSION, SqliteDb
+from reddytalk.settings import Settings
 
 CHICAGO = ZoneInfo("America/Chicago")
 
@@ -364,5 +370,94 @@ def test_the_new_tables_are_added_to_an_existing_schema_2_file(db_path: Path) ->
         asyncio.run(store.save_call_number("call-1", DEMO_CLINIC_ID, party="caller",
                                            number=CALLER))  # fmt: skip
         assert asyncio.run(store.add_to_outbox(_outbox_message()))
+    with closing(sqlite3.connect(db_path)) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+
+
+# --- clinics: the SQLite store's own side (what every store promises: tests/contracts) --------
+
+T0 = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
+
+
+def test_a_clinic_row_from_before_the_newer_fields_still_reads(
+    store: SqliteStore, db_path: Path
+) -> None:
+    newer = ("other_phone_numbers", "holidays", "greeting", "after_hours", "ehr")
+    old = {k: v for k, v in clinic_to_document(demo_clinic()).items() if k not in newer}
+    with closing(sqlite3.connect(db_path)) as raw, raw:
+        raw.execute("INSERT INTO clinics VALUES (?, ?)", (DEMO_CLINIC_ID, json.dumps(old)))
+        raw.execute("INSERT INTO phone_numbers VALUES (?, ?)", (DEMO_PHONE_NUMBER, DEMO_CLINIC_ID))
+
+    assert asyncio.run(store.get_clinic(DEMO_CLINIC_ID)) == demo_clinic()  # the defaults
+    assert asyncio.run(store.find_clinic_by_number(DEMO_PHONE_NUMBER)) == demo_clinic()
+    assert asyncio.run(store.list_clinics()) == [demo_clinic()]
+
+
+def test_a_clinic_with_its_schedule_is_removed_and_the_schedule_stays(tmp_path: Path) -> None:
+    # The embedded schedule's slots refer to the clinic's row (a foreign key): the row
+    # stays, marked removed; slots, patients and appointments are medical records.
+    async def main() -> None:
+        with open_embedded_records(Settings(data_dir=tmp_path), now=lambda: T0) as records:
+            await seed_demo(records.store, records.ehr, today=T0.date())
+            assert await records.store.remove_clinic(DEMO_CLINIC_ID) is True
+
+            assert await records.store.get_clinic(DEMO_CLINIC_ID) is None
+            assert await records.store.find_clinic_by_number(DEMO_PHONE_NUMBER) is None
+            assert await records.store.list_clinics() == []
+            linda = await records.ehr.find_patient(
+                clinic_id=DEMO_CLINIC_ID, given_name="Linda", family_name="Wilson",
+                birth_date=dt.date(1975, 7, 4),
+            )  # fmt: skip
+            assert linda is not None
+            assert await records.ehr.upcoming_appointments(patient_id=linda.patient_id, after=T0)
+
+            await records.store.save_clinic(demo_clinic())  # added again: un-removed
+            assert await records.store.list_clinics() == [demo_clinic()]
+
+    asyncio.run(main())
+
+
+def test_a_refused_save_leaves_the_numbers_as_they_were(store: SqliteStore) -> None:
+    first = replace(demo_clinic(), other_phone_numbers=("+15550100201",))
+    other = replace(demo_clinic(), clinic_id="other", phone_number="+15550100400")
+    asyncio.run(store.save_clinic(first))
+    asyncio.run(store.save_clinic(other))
+    # Its own numbers come first, and would be written first without the transaction.
+    grabbing = replace(other, phone_number="+15550100401", other_phone_numbers=("+15550100201",))
+
+    with pytest.raises(ValueError, match=r"\+15550100201 belongs to another clinic"):
+        asyncio.run(store.save_clinic(grabbing))
+
+    assert asyncio.run(store.find_clinic_by_number("+15550100400")) == other
+    assert asyncio.run(store.find_clinic_by_number("+15550100401")) is None
+    assert asyncio.run(store.find_clinic_by_number("+15550100201")) == first
+
+
+def test_rows_of_calls_too_old_to_be_in_progress_are_deleted_when_counting(
+    store: SqliteStore, db_path: Path
+) -> None:
+    asyncio.run(store.call_started("crashed", DEMO_CLINIC_ID, at=T0))
+    asyncio.run(store.call_started("elsewhere", "other-clinic", at=T0))
+    asyncio.run(store.call_started("live", DEMO_CLINIC_ID, at=T0 + dt.timedelta(hours=3)))
+
+    later = T0 + dt.timedelta(hours=5)
+    assert asyncio.run(store.calls_in_progress(DEMO_CLINIC_ID, now=later)) == 1
+    with closing(sqlite3.connect(db_path)) as raw:
+        assert [r[0] for r in raw.execute("SELECT call_id FROM live_calls")] == ["live"]
+
+
+def test_the_clinic_tables_are_added_to_an_existing_schema_2_file(db_path: Path) -> None:
+    with SqliteDb(db_path) as db:  # a schema 2 file from before calls in progress existed
+        asyncio.run(_store(db).save_clinic(demo_clinic()))
+        tables = ("live_calls", "removed_clinics")
+        db.transact(lambda conn: [conn.execute(f"DROP TABLE {t}") for t in tables])
+    with SqliteDb(db_path) as db:
+        assert db.schema_version == SCHEMA_VERSION
+        store = _store(db)
+        asyncio.run(store.call_started("call-1", DEMO_CLINIC_ID, at=T0))
+        assert asyncio.run(store.calls_in_progress(DEMO_CLINIC_ID, now=T0)) == 1
+        asyncio.run(store.call_ended("call-1"))
+        assert asyncio.run(store.remove_clinic(DEMO_CLINIC_ID)) is True
+        assert asyncio.run(store.list_clinics()) == []
     with closing(sqlite3.connect(db_path)) as raw:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2

@@ -152,6 +152,10 @@ def test_the_upgrade_seals_a_schema_1_file_in_place(tmp_path: Path, with_message
                 birth_date=dt.date(1980, 3, 15),
             )  # fmt: skip
             assert again.patient_id == "pat_1"  # the blind index finds upgraded patients
+            # What schema 2 added since (calls in progress, removed clinics) is there too.
+            assert await records.store.list_clinics() == [demo_clinic()]
+            await records.store.call_started("call-2", DEMO_CLINIC_ID, at=NOW)
+            assert await records.store.calls_in_progress(DEMO_CLINIC_ID, now=NOW) == 1
 
     asyncio.run(read_back())
 

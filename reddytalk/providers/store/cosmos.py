@@ -25,8 +25,11 @@ CLI, support), so the query is the cheaper side.
 Atomicity comes from Cosmos DB, never from a read before a write: "create if absent"
 is :func:`~reddytalk.providers.store.cosmos_account.create_once`, whose 409 means the
 id exists (claims, messages, outbox texts, the first record of a call, a clinic's
-phone number); read-modify-write (a clinic's numbers) replaces with the ETag read
-(``IfNotModified``), and a 412 is a retryable :class:`ProviderError`.
+phone number); read-modify-write (a clinic's document) replaces with the ETag read
+(``IfNotModified``), and a 412 is a retryable :class:`ProviderError`. A clinic and its
+numbers span partitions, so saving or removing one is several writes, ordered so that
+stopping midway leaves a usable mapping: what is atomic there and what is not is drawn
+in :mod:`~reddytalk.providers.store.cosmos_clinics`.
 
 Ids are unique within a partition only: a call id or message id is taken to belong to
 one clinic (both come from the ACS call id, a GUID), and saving one under two clinics
@@ -40,18 +43,16 @@ this module has no retry loop.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import threading
 import time
 import uuid
 
-from azure.core import MatchConditions
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.cosmos import exceptions as cosmos_errors
 
-from reddytalk.errors import ProviderError
 from reddytalk.phi.cipher import PhiCipher
 from reddytalk.ports import AuditEvent, CallRecord, Message, OutboxMessage
+from reddytalk.providers.store.clinics import is_e164
 from reddytalk.providers.store.cosmos_account import (
     CLAIM_TTL_S,
     CONTAINERS,
@@ -63,6 +64,7 @@ from reddytalk.providers.store.cosmos_account import (
     query_partition,
     read_item,
 )
+from reddytalk.providers.store.cosmos_clinics import CosmosClinics
 from reddytalk.providers.store.cosmos_documents import (
     CALL_NUMBER_PHI,
     CALL_PHI,
@@ -73,8 +75,6 @@ from reddytalk.providers.store.cosmos_documents import (
     call_from_document,
     call_number_to_document,
     call_to_document,
-    clinic_from_document,
-    clinic_to_cosmos,
     item_id,
     message_from_document,
     message_to_document,
@@ -87,9 +87,6 @@ from reddytalk.scheduling.model import Clinic
 # CLAIM_TTL_S, CONTAINERS and ContainerSpec are defined with the account, shared by the
 # adapters; they are named here too, where the store's readers look for them.
 __all__ = ["CLAIM_TTL_S", "CONTAINERS", "ContainerSpec", "CosmosStore"]
-
-# ITU-T E.164: a plus, then up to 15 digits, the first not zero.
-_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
 
 class CosmosStore:
@@ -122,14 +119,17 @@ class CosmosStore:
         self._database_name = database
         self._cipher = cipher
         db = self._client.get_database_client(database)
-        self._clinics = db.get_container_client("clinics")
-        self._numbers = db.get_container_client("numbers")
         self._calls = db.get_container_client("calls")
         self._audit = db.get_container_client("audit")
         self._messages = db.get_container_client("messages")
         self._claims = db.get_container_client("claims")
         self._call_numbers = db.get_container_client("call_numbers")
         self._outbox = db.get_container_client("outbox")
+        self._clinic_records = CosmosClinics(
+            clinics=db.get_container_client("clinics"),
+            numbers=db.get_container_client("numbers"),
+            live_calls=db.get_container_client("live_calls"),
+        )
         self._audit_lock = threading.Lock()
         self._last_audit_ns = 0
 
@@ -191,60 +191,67 @@ class CosmosStore:
         await ensure_containers(self._client, self._database_name)
 
     async def save_clinic(self, clinic: Clinic) -> None:
-        """Create or replace a clinic and map its phone number to it.
+        """Create or replace a clinic, and map exactly ``clinic.phone_numbers`` to it.
 
-        Numbers mapped to the clinic before stay mapped (a clinic may have several).
+        Numbers mapped to the clinic before and no longer listed are released (another
+        clinic may take them then). Every number is checked before anything is written;
+        the writes that follow are not one transaction (see
+        :mod:`~reddytalk.providers.store.cosmos_clinics`).
 
         Raises:
-            ValueError: The number is not E.164, or belongs to another clinic (then
-                nothing changed).
+            ValueError: A number is not E.164, is listed twice, or belongs to another
+                clinic (the error names it; nothing stays changed).
             ProviderError: Cosmos DB failed, or the clinic changed while it was saved
                 (retryable: saving again reads the new version).
         """
-        if not _E164.fullmatch(clinic.phone_number):
-            raise ValueError("the clinic's phone number must be E.164, like +15550100200")
-        number = {"id": item_id(clinic.phone_number), "phone_number": clinic.phone_number}
-        with provider_errors("save clinic"):
-            try:
-                await self._numbers.create_item({**number, "clinic_id": clinic.clinic_id})
-            except cosmos_errors.CosmosResourceExistsError:
-                owner = await read_item(self._numbers, number["id"], clinic.phone_number)
-                if owner is None or owner["clinic_id"] != clinic.clinic_id:
-                    raise ValueError("the phone number belongs to another clinic") from None
-            stored = await read_item(self._clinics, item_id(clinic.clinic_id), clinic.clinic_id)
-            numbers = {clinic.phone_number, *(stored or {}).get("phone_numbers", ())}
-            document = clinic_to_cosmos(clinic, numbers)
-            try:
-                if stored is None:
-                    await self._clinics.create_item(document)
-                else:
-                    await self._clinics.replace_item(
-                        stored["id"],
-                        document,
-                        etag=stored["_etag"],
-                        match_condition=MatchConditions.IfNotModified,
-                    )
-            except (
-                cosmos_errors.CosmosResourceExistsError,
-                cosmos_errors.CosmosAccessConditionFailedError,
-            ):
-                raise ProviderError(
-                    "the clinic changed while it was saved", retryable=True
-                ) from None
+        await self._clinic_records.save_clinic(clinic)
 
     async def find_clinic_by_number(self, phone_number: str) -> Clinic | None:
         """The clinic that owns ``phone_number`` (E.164), or None: two point reads."""
-        with provider_errors("find clinic"):
-            number = await read_item(self._numbers, item_id(phone_number), phone_number)
-            if number is None:
-                return None
-            return await self.get_clinic(str(number["clinic_id"]))
+        return await self._clinic_records.find_clinic_by_number(phone_number)
 
     async def get_clinic(self, clinic_id: str) -> Clinic | None:
         """The clinic with this id, or None."""
-        with provider_errors("read clinic"):
-            document = await read_item(self._clinics, item_id(clinic_id), clinic_id)
-        return None if document is None else clinic_from_document(document)
+        return await self._clinic_records.get_clinic(clinic_id)
+
+    async def list_clinics(self) -> list[Clinic]:
+        """Every clinic, sorted by clinic id (a cross-partition query)."""
+        return await self._clinic_records.list_clinics()
+
+    async def remove_clinic(self, clinic_id: str) -> bool:
+        """Remove a clinic and release its numbers; False if there is no such clinic.
+
+        Its calls' records, messages, audit trail and data keys are kept (medical-record
+        retention). The numbers are released first, then the clinic's document deleted:
+        stopped midway, removing again finishes.
+
+        Raises:
+            ClinicBusy: Calls to the clinic are in progress (nothing was changed).
+            ProviderError: Cosmos DB failed, or the clinic changed while it was removed
+                (retryable).
+        """
+        return await self._clinic_records.remove_clinic(clinic_id)
+
+    async def call_started(self, call_id: str, clinic_id: str, *, at: dt.datetime) -> None:
+        """Count the call as in progress from ``at``, until :meth:`call_ended` or 4 hours.
+
+        Raises:
+            ValueError: ``at`` is naive.
+        """
+        await self._clinic_records.call_started(call_id, clinic_id, at=at)
+
+    async def call_ended(self, call_id: str) -> None:
+        """The call is no longer in progress (nothing if it was not)."""
+        await self._clinic_records.call_ended(call_id)
+
+    async def calls_in_progress(self, clinic_id: str, *, now: dt.datetime) -> int:
+        """The clinic's calls started and not ended, that started at most 4 hours before
+        ``now`` (a cross-partition query).
+
+        Raises:
+            ValueError: ``now`` is naive.
+        """
+        return await self._clinic_records.calls_in_progress(clinic_id, now=now)
 
     async def save_call(self, record: CallRecord, *, replace: bool = True) -> bool:
         """Store a finished call; whether it was stored.
@@ -329,7 +336,7 @@ class CosmosStore:
             ValueError: ``number`` is not E.164 (its value is not named).
             ProviderError: Cosmos DB or the cipher's keys failed.
         """
-        if not _E164.fullmatch(number):
+        if not is_e164(number):
             raise ValueError("a call's number must be E.164")
         document = call_number_to_document(
             call_id, clinic_id, party=party, number=number, saved_at=dt.datetime.now(dt.UTC)

@@ -6,9 +6,10 @@ Containers (:data:`CONTAINERS`; Bicep creates the same ones in Azure):
 name          partition key    holds
 ============  ===============  ==================================================================
 clinics       /clinic_id       one document per clinic (:func:`clinic_to_document`) and the
-                               numbers mapped to it
+                               numbers it lists
 numbers       /phone_number    one document per phone number naming its clinic: a call finds
-                               its clinic with two point reads (number, clinic), no query
+                               its clinic with two point reads (number, clinic), no query;
+                               the mapping itself (a clinic's numbers: a query on clinic_id)
 calls         /clinic_id       one document per finished call, transcript sealed
 audit         /call_id         append-only; a call's trail is one single-partition query, and
                                no logical partition grows without bound (unlike /clinic_id)
@@ -24,6 +25,10 @@ call_numbers  /call_id         a call's phone numbers, one document per party, s
                                (to text a confirmation), so PHI kept longer serves nobody
 outbox        /clinic_id       text messages kept instead of sent, number and text sealed;
                                a clinic's list is one single-partition query
+live_calls    /call_id         calls in progress, one document from a call's start to its
+                               end: a point write and a point delete on every call; counting
+                               a clinic's (only when it is removed) is the cross-partition
+                               query. ``default_ttl`` 4 hours removes a crashed worker's
 ============  ===============  ==================================================================
 
 Two writes are the building blocks of both adapters: :func:`create_once` ("create if
@@ -48,11 +53,13 @@ from azure.cosmos import exceptions as cosmos_errors
 from azure.cosmos.aio import ContainerProxy, CosmosClient
 
 from reddytalk.errors import ProviderError
+from reddytalk.providers.store.clinics import LIVE_CALL_MAX_AGE_S
 
 __all__ = [
     "CALL_NUMBER_TTL_S",
     "CLAIM_TTL_S",
     "CONTAINERS",
+    "LIVE_CALL_TTL_S",
     "ContainerSpec",
     "create_once",
     "ensure_containers",
@@ -68,6 +75,12 @@ CLAIM_TTL_S = 7 * 24 * 3600
 CALL_NUMBER_TTL_S = 24 * 3600
 """How long a call's phone number is kept (the ``call_numbers`` container's
 ``default_ttl``): past any call's end, when nothing reads it any more."""
+
+LIVE_CALL_TTL_S = LIVE_CALL_MAX_AGE_S
+"""How long a call counts as in progress at most (the ``live_calls`` container's
+``default_ttl``): a worker that crashed mid-call never deletes its document. Cosmos DB
+deletes expired documents lazily (with spare request units), so the store's query checks
+the age too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +104,8 @@ CONTAINERS: Mapping[str, ContainerSpec] = {
     # holds no phone number longer than the call needs it (HIPAA's minimum necessary).
     "call_numbers": ContainerSpec("/call_id", default_ttl_s=CALL_NUMBER_TTL_S),
     "outbox": ContainerSpec("/clinic_id"),
+    # By call: the start and the end of a call know its id, and the end only its id.
+    "live_calls": ContainerSpec("/call_id", default_ttl_s=LIVE_CALL_TTL_S),
 }
 """Every container the adapters use, by name. Bicep must create exactly these."""
 

@@ -9,7 +9,7 @@ message's number and text, as they are). :data:`CALL_PHI`, :data:`MESSAGE_PHI`,
 ``*_from_document``, so those functions stay pure and never touch the cipher.
 Times are fixed-width UTC ISO 8601 text (:func:`to_utc_iso`), so text order is time
 order, as in SQLite. Clinics use the document format of the SQLite store
-(:func:`clinic_to_document`).
+(:func:`~reddytalk.providers.store.clinics.clinic_to_document`).
 
 Item ids: values made only of ``[A-Za-z0-9._:=-]`` (up to 200 characters) are used as
 they are; anything else (the ``+`` of phone numbers, ``/``, spaces, long keys) becomes
@@ -24,12 +24,13 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from reddytalk.phi.cipher import PhiCipher
 from reddytalk.ports import AuditEvent, CallRecord, Message, OutboxMessage
+from reddytalk.providers.store.clinics import clinic_from_document, clinic_to_document
 from reddytalk.providers.store.sqlite import (
     CALL_NUMBER_FIELD,
     CALLER_NAME_FIELD,
@@ -38,8 +39,6 @@ from reddytalk.providers.store.sqlite import (
     OUTBOX_TEXT_FIELD,
     TOOL_CALLS_FIELD,
     TRANSCRIPT_FIELD,
-    clinic_from_document,
-    clinic_to_document,
 )
 from reddytalk.providers.store.sqlite_db import from_utc_iso, to_utc_iso
 from reddytalk.scheduling.model import Clinic
@@ -58,8 +57,10 @@ __all__ = [
     "clinic_from_document",
     "clinic_to_cosmos",
     "item_id",
+    "live_call_to_document",
     "message_from_document",
     "message_to_document",
+    "number_to_document",
     "outbox_from_document",
     "outbox_to_document",
 ]
@@ -137,14 +138,38 @@ def item_id(value: str) -> str:
     return "~" + hashlib.sha256(value.encode()).hexdigest()
 
 
-def clinic_to_cosmos(clinic: Clinic, phone_numbers: Iterable[str]) -> dict[str, Any]:
-    """A clinic's document and the numbers mapped to it (read back with
-    :func:`clinic_from_document`, which ignores the extra fields)."""
+def clinic_to_cosmos(clinic: Clinic) -> dict[str, Any]:
+    """A clinic's document (read back with :func:`clinic_from_document`, which ignores
+    the extra fields). ``phone_numbers`` lists the numbers it rings on, for people
+    reading the container; which numbers do is the ``numbers`` container's to say."""
     # No PHI: a clinic's public facts.
     return {
         "id": item_id(clinic.clinic_id),
         **clinic_to_document(clinic),
-        "phone_numbers": sorted(phone_numbers),
+        "phone_numbers": sorted(clinic.phone_numbers),
+    }
+
+
+def number_to_document(phone_number: str, clinic_id: str) -> dict[str, Any]:
+    """The document that maps a phone number (E.164) to its clinic; its partition key is
+    the number."""
+    return {"id": item_id(phone_number), "phone_number": phone_number, "clinic_id": clinic_id}
+
+
+def live_call_to_document(
+    call_id: str, clinic_id: str, *, started_at: dt.datetime
+) -> dict[str, Any]:
+    """A call in progress's document (ids and a time, no PHI); its partition key is the
+    call id.
+
+    Raises:
+        ValueError: ``started_at`` is naive.
+    """
+    return {
+        "id": item_id(call_id),
+        "call_id": call_id,
+        "clinic_id": clinic_id,
+        "started_at": to_utc_iso(started_at),
     }
 
 

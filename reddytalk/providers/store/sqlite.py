@@ -1,8 +1,9 @@
 """The embedded :class:`~reddytalk.ports.CallStore`: ReddyTalk's own records in SQLite.
 
 Clinics are one JSON document each, found by id or by any phone number mapped to
-them; calls are one row each with the transcript as JSON; the audit trail is an
-append-only table (triggers in the schema refuse updates and deletes).
+them, with the calls in progress to each (:mod:`~reddytalk.providers.store.sqlite_clinics`);
+calls are one row each with the transcript as JSON; the audit trail is an append-only
+table (triggers in the schema refuse updates and deletes).
 
 PHI is sealed by :class:`~reddytalk.phi.PhiCipher` before it reaches the file and
 opened after it is read, each value bound to its clinic, field and record: a call's
@@ -18,12 +19,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import sqlite3
-from typing import Any
 
 from reddytalk.phi.cipher import PhiCipher
 from reddytalk.ports import AuditEvent, CallRecord, Message, OutboxMessage
+from reddytalk.providers.store.clinics import clinic_from_document, clinic_to_document, is_e164
+from reddytalk.providers.store.sqlite_clinics import SqliteClinics
 from reddytalk.providers.store.sqlite_db import SqliteDb, from_utc_iso, to_utc_iso
 from reddytalk.providers.store.sqlite_texts import (
     CALL_NUMBER_FIELD,
@@ -31,7 +32,7 @@ from reddytalk.providers.store.sqlite_texts import (
     OUTBOX_TEXT_FIELD,
     SealedTexts,
 )
-from reddytalk.scheduling.model import AppointmentType, Clinic, OpeningHours, Provider
+from reddytalk.scheduling.model import Clinic
 
 __all__ = [
     "CALLER_NAME_FIELD",
@@ -58,8 +59,8 @@ SEALED_FIELDS = (
 """The cipher's field names of what this store seals (each bound to its record: the call,
 the message, ``<call id>/<party>`` for a call's number, the outbox message)."""
 
-# ITU-T E.164: a plus, then up to 15 digits, the first not zero.
-_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+# clinic_to_document and clinic_from_document live in ``clinics`` (both stores use them);
+# they are named here too, where the document format was first defined.
 
 
 class SqliteStore:
@@ -74,65 +75,69 @@ class SqliteStore:
         self._db = db
         self._cipher = cipher
         self._texts = SealedTexts(db=db, cipher=cipher)
+        self._clinics = SqliteClinics(db=db)
 
     def __repr__(self) -> str:
         return "SqliteStore()"
 
     async def save_clinic(self, clinic: Clinic) -> None:
-        """Create or replace a clinic and map its phone number to it.
+        """Create or replace a clinic, and map exactly ``clinic.phone_numbers`` to it.
 
-        Numbers mapped to the clinic before stay mapped (a clinic may have several).
+        Numbers mapped to the clinic before and no longer listed are released (another
+        clinic may take them then). One transaction: a refused save changes nothing.
 
         Raises:
-            ValueError: ``clinic.phone_number`` is not E.164, or belongs to another
-                clinic (a number rings one clinic only; nothing is changed).
+            ValueError: A number is not E.164, is listed twice, or belongs to another
+                clinic (the error names it; a number rings one clinic only).
+            ProviderError: The file failed.
         """
-        if not _E164.fullmatch(clinic.phone_number):
-            raise ValueError("the clinic's phone number must be E.164, like +15550100200")
-        document = json.dumps(clinic_to_document(clinic), sort_keys=True)
-
-        def work(conn: sqlite3.Connection) -> None:
-            owner = conn.execute(
-                "SELECT clinic_id FROM phone_numbers WHERE phone_number = ?",
-                (clinic.phone_number,),
-            ).fetchone()
-            if owner is not None and owner["clinic_id"] != clinic.clinic_id:
-                raise ValueError("the phone number belongs to another clinic")
-            conn.execute(
-                "INSERT INTO clinics (clinic_id, document) VALUES (?, ?)"
-                " ON CONFLICT (clinic_id) DO UPDATE SET document = excluded.document",
-                (clinic.clinic_id, document),
-            )
-            conn.execute(
-                "INSERT OR IGNORE INTO phone_numbers (phone_number, clinic_id) VALUES (?, ?)",
-                (clinic.phone_number, clinic.clinic_id),
-            )
-
-        await self._db.run(work)
+        await self._clinics.save_clinic(clinic)
 
     async def find_clinic_by_number(self, phone_number: str) -> Clinic | None:
         """The clinic that owns ``phone_number`` (E.164), or None."""
-
-        def work(conn: sqlite3.Connection) -> Clinic | None:
-            row = conn.execute(
-                "SELECT c.document FROM phone_numbers AS p"
-                " JOIN clinics AS c ON c.clinic_id = p.clinic_id WHERE p.phone_number = ?",
-                (phone_number,),
-            ).fetchone()
-            return None if row is None else clinic_from_document(json.loads(row["document"]))
-
-        return await self._db.run(work, write=False)
+        return await self._clinics.find_clinic_by_number(phone_number)
 
     async def get_clinic(self, clinic_id: str) -> Clinic | None:
-        """The clinic with this id, or None."""
+        """The clinic with this id, or None (never saved, or removed)."""
+        return await self._clinics.get_clinic(clinic_id)
 
-        def work(conn: sqlite3.Connection) -> Clinic | None:
-            row = conn.execute(
-                "SELECT document FROM clinics WHERE clinic_id = ?", (clinic_id,)
-            ).fetchone()
-            return None if row is None else clinic_from_document(json.loads(row["document"]))
+    async def list_clinics(self) -> list[Clinic]:
+        """Every clinic, sorted by clinic id."""
+        return await self._clinics.list_clinics()
 
-        return await self._db.run(work, write=False)
+    async def remove_clinic(self, clinic_id: str) -> bool:
+        """Remove a clinic and release its numbers; False if there is no such clinic.
+
+        Its calls' records, messages, audit trail and data keys are kept (medical-record
+        retention), and so is its embedded schedule (slots, patients, appointments: the
+        clinic's EHR on the embedded profile). One transaction.
+
+        Raises:
+            ClinicBusy: Calls to the clinic are in progress (nothing was changed).
+            ProviderError: The file failed.
+        """
+        return await self._clinics.remove_clinic(clinic_id)
+
+    async def call_started(self, call_id: str, clinic_id: str, *, at: dt.datetime) -> None:
+        """Count the call as in progress from ``at``, until :meth:`call_ended` or 4 hours.
+
+        Raises:
+            ValueError: ``at`` is naive.
+        """
+        await self._clinics.call_started(call_id, clinic_id, at=at)
+
+    async def call_ended(self, call_id: str) -> None:
+        """The call is no longer in progress (nothing if it was not)."""
+        await self._clinics.call_ended(call_id)
+
+    async def calls_in_progress(self, clinic_id: str, *, now: dt.datetime) -> int:
+        """The clinic's calls started and not ended, that started at most 4 hours before
+        ``now`` (older rows, a crashed worker's, are deleted on the way).
+
+        Raises:
+            ValueError: ``now`` is naive.
+        """
+        return await self._clinics.calls_in_progress(clinic_id, now=now)
 
     async def save_call(self, record: CallRecord, *, replace: bool = True) -> bool:
         """Store a finished call; whether it was stored.
@@ -299,7 +304,7 @@ class SqliteStore:
             ValueError: ``number`` is not E.164 (its value is not named).
             ProviderError: The file or the cipher's keys failed.
         """
-        if not _E164.fullmatch(number):
+        if not is_e164(number):
             raise ValueError("a call's number must be E.164")
         await self._texts.save_call_number(call_id, clinic_id, party=party, number=number)
 
@@ -359,81 +364,3 @@ class SqliteStore:
             tool_calls=tuple(json.loads(tool_calls)),
             turn_timings=tuple(json.loads(row["turn_timings"])),
         )
-
-
-def clinic_to_document(clinic: Clinic) -> dict[str, Any]:
-    """A clinic as a JSON-ready document (the shape stored per clinic)."""
-    return {
-        "clinic_id": clinic.clinic_id,
-        "name": clinic.name,
-        "phone_number": clinic.phone_number,
-        "address": clinic.address,
-        "time_zone": clinic.time_zone,
-        "slot_minutes": clinic.slot_minutes,
-        "stream_sample_rate_hz": clinic.stream_sample_rate_hz,
-        "staff_phone_number": clinic.staff_phone_number,
-        "languages": list(clinic.languages),
-        "voice_id": clinic.voice_id,
-        "hours": [
-            {"weekday": h.weekday, "opens": h.opens.isoformat(), "closes": h.closes.isoformat()}
-            for h in clinic.hours
-        ],
-        "providers": [
-            {
-                "provider_id": p.provider_id,
-                "display_name": p.display_name,
-                "family_name": p.family_name,
-            }
-            for p in clinic.providers
-        ],
-        "appointment_types": [
-            {
-                "code": t.code,
-                "display_name": t.display_name,
-                "duration_min": t.duration_min,
-                "spoken_names": list(t.spoken_names),
-            }
-            for t in clinic.appointment_types
-        ],
-    }
-
-
-def clinic_from_document(document: dict[str, Any]) -> Clinic:
-    """The clinic a document written by :func:`clinic_to_document` describes."""
-    return Clinic(
-        clinic_id=document["clinic_id"],
-        name=document["name"],
-        phone_number=document["phone_number"],
-        address=document["address"],
-        time_zone=document["time_zone"],
-        slot_minutes=int(document["slot_minutes"]),
-        stream_sample_rate_hz=int(document.get("stream_sample_rate_hz", 16_000)),
-        staff_phone_number=document.get("staff_phone_number"),
-        languages=tuple(document.get("languages") or ("en-US",)),
-        voice_id=document.get("voice_id"),
-        hours=tuple(
-            OpeningHours(
-                weekday=int(h["weekday"]),
-                opens=dt.time.fromisoformat(h["opens"]),
-                closes=dt.time.fromisoformat(h["closes"]),
-            )
-            for h in document["hours"]
-        ),
-        providers=tuple(
-            Provider(
-                provider_id=p["provider_id"],
-                display_name=p["display_name"],
-                family_name=p["family_name"],
-            )
-            for p in document["providers"]
-        ),
-        appointment_types=tuple(
-            AppointmentType(
-                code=t["code"],
-                display_name=t["display_name"],
-                duration_min=int(t["duration_min"]),
-                spoken_names=tuple(t["spoken_names"]),
-            )
-            for t in document["appointment_types"]
-        ),
-    )

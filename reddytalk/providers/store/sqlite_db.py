@@ -1,10 +1,11 @@
 """One SQLite file shared by the embedded store and the embedded EHR.
 
-The file holds ReddyTalk's own records (clinics, phone numbers, calls, messages, audit,
-calls' numbers, the outbox of text messages) and the embedded schedule (patients, slots,
-appointments). One connection is opened with ``check_same_thread=False`` and every use
-of it is serialized by one ``threading.Lock``, so the adapters can run their SQL in
-worker threads through :meth:`SqliteDb.run` without blocking the event loop.
+The file holds ReddyTalk's own records (clinics, phone numbers, calls, calls in progress,
+messages, audit, calls' numbers, the outbox of text messages) and the embedded schedule
+(patients, slots, appointments). One connection is opened with
+``check_same_thread=False`` and every use of it is serialized by one ``threading.Lock``,
+so the adapters can run their SQL in worker threads through :meth:`SqliteDb.run`
+without blocking the event loop.
 
 Times are stored as fixed-width UTC ISO 8601 text
 (``2026-03-02T14:00:00.000000+00:00``), so text order is time order and range
@@ -43,9 +44,9 @@ SCHEMA_VERSION = 2
 ``data_keys`` table. 1 kept PHI in plaintext: such a file opens only for
 :func:`reddytalk.providers.store.sqlite_upgrade.seal_plaintext_store`.
 
-A table added to schema 2 later (``call_numbers``, ``outbox``) needs no new version: it
-is created ``IF NOT EXISTS`` whenever a file is opened, nothing existing changes shape,
-and code that predates it never reads it.
+A table added to schema 2 later (``call_numbers``, ``outbox``, ``live_calls``,
+``removed_clinics``) needs no new version: it is created ``IF NOT EXISTS`` whenever a
+file is opened, nothing existing changes shape, and code that predates it never reads it.
 """
 
 PLAINTEXT_SCHEMA_VERSION = 1
@@ -131,6 +132,22 @@ _SCHEMA: tuple[str, ...] = (
         status TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS outbox_by_clinic ON outbox (clinic_id, created_at)",
+    # Calls in progress, one row from a call's start to its end, so a clinic with calls
+    # in progress is not removed. A worker that crashed mid-call leaves its row: rows
+    # older than the limit (``clinics.LIVE_CALL_MAX_AGE``) are ignored and deleted lazily.
+    """CREATE TABLE IF NOT EXISTS live_calls (
+        call_id TEXT PRIMARY KEY,
+        clinic_id TEXT NOT NULL,
+        started_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS live_calls_by_clinic ON live_calls (clinic_id, started_at)",
+    "CREATE INDEX IF NOT EXISTS live_calls_by_start ON live_calls (started_at)",
+    # Clinics removed by an admin. Their row in ``clinics`` stays: the embedded schedule
+    # (``slots``, and the appointments on them: medical records) refers to it.
+    """CREATE TABLE IF NOT EXISTS removed_clinics (
+        clinic_id TEXT PRIMARY KEY REFERENCES clinics (clinic_id),
+        removed_at TEXT NOT NULL
+    )""",
     # Idempotency: at-least-once deliveries (Event Grid, callbacks) act once per key.
     """CREATE TABLE IF NOT EXISTS claims (
         claim_key TEXT PRIMARY KEY,
