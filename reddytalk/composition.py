@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from reddytalk.calls.back_office import LocalBackOffice
 from reddytalk.calls.service import PolicyFactory, Receptionist, VoiceChooser
 from reddytalk.calls.session import CallTuning
+from reddytalk.clinics.admin import open_schedules
 from reddytalk.dialogue.tools import ReceptionistTools
 from reddytalk.phi.cipher import PhiCipher
 from reddytalk.phi.local_kek import LocalKeyFile
@@ -151,6 +152,7 @@ async def build_receptionist(
         await seal_plaintext_store(records.db, records.cipher)
     store, ehr = records.store, records.ehr
     await seed_demo(store, ehr, today=clock().date())
+    await open_schedules(store, ehr, now=clock())  # the clinics scripts/clinic added
     closers: list[Callable[[], Awaitable[None]]] = []
     office: BackOffice
     if settings.tools_api_url:

@@ -8,10 +8,13 @@ caller records them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
+import os
 import re
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,17 +23,21 @@ from typing import Any
 import pytest
 from caller_ears import ReadBackEars
 from local_acs import LOCAL_CALLER_NUMBER
-from local_caller import CallReport, load_scenario, place_call
+from local_caller import CallReport, Scenario, load_scenario, place_call
 from local_stack import local_stack
 from receptionist_cli import _call_record
 
+from reddytalk.clinics.config import clinic_to_yaml, parse_clinic_yaml
 from reddytalk.composition import open_embedded_records
+from reddytalk.dialogue import phrasing
 from reddytalk.dialogue.spoken import say_date, say_time
 from reddytalk.dialogue.understanding import normalize
 from reddytalk.providers.seed import DEMO_CLINIC_ID, demo_clinic
+from reddytalk.scheduling.model import Clinic, EhrConnection
 from reddytalk.settings import Settings
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT / "scenarios"
 pytestmark = pytest.mark.e2e
 
 
@@ -43,9 +50,42 @@ class Call:
     data_dir: Path
 
 
-async def _call(scenario: str, phone_url: str, settings: Settings) -> Call:
-    report = await place_call(load_scenario(SCENARIOS / scenario), url=phone_url)
+async def _call(scenario: str | Scenario, phone_url: str, settings: Settings) -> Call:
+    if isinstance(scenario, str):
+        scenario = load_scenario(SCENARIOS / scenario)
+    report = await place_call(scenario, url=phone_url)
     return Call(await _call_record(settings, report), report, settings.data_dir)
+
+
+# A clinic an admin adds with scripts/clinic before the stack starts (clinics/example.yaml
+# on the embedded EHR, with its own greeting), called on its second number: the hours,
+# then a new patient books the first free sick visit of its new schedule.
+NEW_CLINIC = "new-clinic (scripts/clinic add)"
+NEW_CLINIC_GREETING = "Maple Grove Family Medicine, the virtual receptionist. How can I help?"
+
+
+def _new_clinic() -> Clinic:
+    return dataclasses.replace(
+        parse_clinic_yaml((ROOT / "clinics" / "example.yaml").read_text()),
+        ehr=EhrConnection(),
+        greeting=NEW_CLINIC_GREETING,
+    )
+
+
+def _add_new_clinic(data_dir: Path) -> Scenario:
+    """Add the clinic with the admin's one command; the call to place to it."""
+    clinic = _new_clinic()
+    path = data_dir / "maple.yaml"
+    path.write_text(clinic_to_yaml(clinic))
+    env = {"PATH": os.environ["PATH"], "REDDYTALK_DATA_DIR": str(data_dir)}
+    done = subprocess.run([str(ROOT / "scripts" / "clinic"), "add", str(path)], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    booking = load_scenario(SCENARIOS / "book-new-patient.yaml")
+    hours = load_scenario(SCENARIOS / "opening-hours.yaml")
+    return Scenario(name=NEW_CLINIC, dial=clinic.phone_numbers[1],
+                    steps=(hours.steps[0], *booking.steps),
+                    sample_rate_hz=clinic.stream_sample_rate_hz)  # fmt: skip
 
 
 async def _sessions_ended(settings: Settings, calls: list[Call]) -> None:
@@ -107,17 +147,19 @@ def calls(
     """
     names = sorted(p.name for p in SCENARIOS.glob("*.yaml"))
     settings = Settings(data_dir=tmp_path_factory.mktemp("stack"), port=0)
+    new_clinic = _add_new_clinic(settings.data_dir)
 
     async def all_calls() -> list[Call | BaseException]:
         async with local_stack(settings) as stack:
             calls = await asyncio.gather(
                 *(_call(name, stack.phone_url, settings) for name in names),
+                _call(new_clinic, stack.phone_url, settings),
                 return_exceptions=True,
             )
             await _sessions_ended(settings, [c for c in calls if isinstance(c, Call)])
             return calls
 
-    return dict(zip(names, asyncio.run(all_calls()), strict=True))
+    return dict(zip([*names, NEW_CLINIC], asyncio.run(all_calls()), strict=True))
 
 
 def _finished(calls: dict[str, Call | BaseException], scenario: str) -> Call:
@@ -125,6 +167,24 @@ def _finished(calls: dict[str, Call | BaseException], scenario: str) -> Call:
     if isinstance(call, BaseException):
         raise call
     return call
+
+
+def test_a_clinic_added_with_one_command_answers_its_first_call_and_books(
+    calls: dict[str, Call | BaseException],
+) -> None:
+    call = _finished(calls, NEW_CLINIC)
+    clinic = _new_clinic()
+    said = [text for who, text in call.record["transcript"] if who == "receptionist"]
+    assert said[0] == NEW_CLINIC_GREETING
+    assert phrasing.say_hours(clinic) in said
+    assert call.record["outcome"] == "booked"
+    appointment = call.record["appointment"]
+    assert appointment["appointment_type"] == "sick-visit"
+    assert appointment["provider"] in {p.display_name for p in clinic.providers}
+    day = dt.date.fromisoformat(appointment["date"])
+    start = dt.time.fromisoformat(appointment["time"])
+    hours = clinic.hours_on(day)
+    assert hours is not None and hours.opens <= start < hours.closes
 
 
 def test_every_scenario_file_is_called(calls: dict[str, Call | BaseException]) -> None:
