@@ -25,6 +25,7 @@ __all__ = [
     "AuditEvent",
     "BackOffice",
     "CallControl",
+    "CallListing",
     "CallOffice",
     "CallRecord",
     "CallStore",
@@ -226,6 +227,19 @@ class CallRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class CallListing:
+    """One call as a clinic's list of calls shows it: what :class:`CallRecord` keeps
+    without its PHI (no transcript, no tool calls), so listing opens nothing sealed."""
+
+    call_id: str
+    clinic_id: str
+    started_at: dt.datetime
+    ended_at: dt.datetime
+    outcome: str
+    turn_timings: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEvent:
     """Who touched which PHI record, when and why. Holds ids, never PHI."""
 
@@ -327,17 +341,49 @@ class CallStore(Protocol):
         session's stub for a call that never reached the media worker may race).
         """
 
-    async def get_call(self, call_id: str) -> CallRecord | None:
-        """A stored call."""
+    async def get_call(self, call_id: str, *, clinic_id: str | None = None) -> CallRecord | None:
+        """A stored call; with ``clinic_id``, only if it is that clinic's (another
+        clinic's call is None, and none of its PHI is opened)."""
+
+    async def list_calls(
+        self, clinic_id: str, *, limit: int = 50, before: dt.datetime | None = None
+    ) -> list[CallListing]:
+        """The clinic's stored calls, newest ``started_at`` first, without their PHI.
+
+        Opens nothing sealed (no transcript, no tool calls), so it needs no audit record.
+        Paging: pass the last listed call's ``started_at`` as ``before`` for the next
+        page (calls that started at exactly that instant are not on it).
+
+        Args:
+            clinic_id: Whose calls.
+            limit: At most this many, 1 to 200.
+            before: Only calls that started strictly before this (aware) time.
+
+        Raises:
+            ValueError: ``limit`` is out of range, or ``before`` is naive.
+        """
 
     async def record_audit(self, event: AuditEvent) -> None:
         """Append an audit record."""
+
+    async def audit_trail(self, call_id: str) -> list[AuditEvent]:
+        """The audit records of one call (``details`` as recorded), in the order they were
+        appended: oldest first."""
 
     async def save_message(self, message: Message) -> bool:
         """Keep a message for staff; False (and nothing changed) if its id is kept already."""
 
     async def list_messages(self, clinic_id: str) -> list[Message]:
         """The clinic's messages, oldest first."""
+
+    async def set_message_status(self, clinic_id: str, message_id: str, *, status: str) -> bool:
+        """Mark the clinic's message ``open`` or ``done``; False (and nothing changed) when
+        the clinic has no such message. Setting the status it has is a success. Opens no
+        PHI: the text and caller name stay sealed.
+
+        Raises:
+            ValueError: ``status`` is neither ``open`` nor ``done`` (nothing changed).
+        """
 
     async def claim(self, key: str) -> bool:
         """Claim ``key`` once: True the first time, False for every later claim.

@@ -5,7 +5,9 @@ and the Cosmos DB store against the loopback Cosmos DB REST server of
 ``tests/servers/cosmos`` (one database per test, so tests share nothing). A backend
 opens any number of stores over the same records, as separate processes would. Both
 seal PHI as they do in production: data keys in the store (the ``data_keys`` table or
-container), wrapped by a local key file in the test's tmp (Key Vault's stand-in).
+container), wrapped by a local key file in the test's tmp (Key Vault's stand-in); the
+cipher is the real one, counting the values it opens (``StoreBackend.phi_opens``), so a
+test can tell a read that opens no PHI from one that does.
 
 ``data_keys_backend`` is parametrized the same way over the
 :class:`~reddytalk.phi.DataKeyStore` implementations, the in-memory double included.
@@ -27,7 +29,7 @@ import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal, Protocol
 
@@ -35,7 +37,7 @@ import pytest
 from local_acs import make_tls
 
 from reddytalk.phi import DataKeyStore, LocalKeyFile, MemoryDataKeys, PhiCipher
-from reddytalk.ports import AuditEvent, CallStore
+from reddytalk.ports import CallStore, KeyEncryptionKey
 from reddytalk.providers.store.cosmos import CosmosStore
 from reddytalk.providers.store.cosmos_account import ensure_containers, new_client
 from reddytalk.providers.store.cosmos_keys import CosmosDataKeys
@@ -48,6 +50,7 @@ __all__ = [
     "ContractStore",
     "CosmosServer",
     "DataKeysBackend",
+    "PhiOpens",
     "StoreBackend",
     "cosmos_data_keys",
     "cosmos_server_fixture",
@@ -69,9 +72,28 @@ _STARTUP_TIMEOUT_S = 20.0
 
 
 class ContractStore(CallStore, Protocol):
-    """The port, and what the tests use beyond it (both stores have it)."""
+    """The port, and what the tests use beyond it (nothing now: ``audit_trail``, once
+    beyond it, is on the port)."""
 
-    async def audit_trail(self, call_id: str) -> list[AuditEvent]: ...
+
+@dataclass
+class PhiOpens:
+    """How many sealed values the stores of one backend have asked their cipher to open."""
+
+    count: int = 0
+
+
+class _CountingCipher(PhiCipher):
+    """The real cipher, counting each value it opens (a subclass, not a patch: the store
+    gets it as it gets any cipher)."""
+
+    def __init__(self, *, kek: KeyEncryptionKey, keys: DataKeyStore, opens: PhiOpens) -> None:
+        super().__init__(kek=kek, keys=keys)
+        self._opens = opens
+
+    async def open(self, clinic_id: str, field: str, token: str, *, record_id: str = "") -> str:
+        self._opens.count += 1
+        return await super().open(clinic_id, field, token, record_id=record_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +118,14 @@ class CosmosServer:
 
 @dataclass(frozen=True, slots=True)
 class StoreBackend:
-    """One kind of store over one set of records; ``open()`` opens one more store on them."""
+    """One kind of store over one set of records; ``open()`` opens one more store on them.
+
+    ``phi_opens`` counts the sealed values every store it opened was asked to open.
+    """
 
     kind: str
     open: Callable[[], AbstractAsyncContextManager[ContractStore]]
+    phi_opens: PhiOpens = field(default_factory=PhiOpens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,12 +182,14 @@ def cosmos_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 @pytest.fixture(params=["sqlite", "cosmos"], name="store_backend")
 def store_backend_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> StoreBackend:
     """A fresh, empty set of records in each kind of store."""
+    opens = PhiOpens()
     if request.param == "sqlite":
         path = tmp_path / "reddytalk.sqlite3"
-        return StoreBackend("sqlite", lambda: _open_sqlite(path))
+        return StoreBackend("sqlite", lambda: _open_sqlite(path, opens), opens)
     server: CosmosServer = request.getfixturevalue("cosmos_server")
     database = f"contract-{uuid.uuid4().hex[:12]}"
-    return StoreBackend("cosmos", lambda: _open_cosmos(server, database, tmp_path / "keys"))
+    key_dir = tmp_path / "keys"
+    return StoreBackend("cosmos", lambda: _open_cosmos(server, database, key_dir, opens), opens)
 
 
 @pytest.fixture(params=["memory", "sqlite", "cosmos"], name="data_keys_backend")
@@ -216,10 +244,11 @@ async def open_cosmos_store(
 
 
 @asynccontextmanager
-async def _open_sqlite(path: Path) -> AsyncIterator[ContractStore]:
+async def _open_sqlite(path: Path, opens: PhiOpens) -> AsyncIterator[ContractStore]:
     db = SqliteDb(path)
     # PHI sealed as on the embedded profile: a key folder next to the file.
-    cipher = PhiCipher(kek=LocalKeyFile(path.parent / "keys"), keys=SqliteDataKeys(db=db))
+    kek = LocalKeyFile(path.parent / "keys")
+    cipher = _CountingCipher(kek=kek, keys=SqliteDataKeys(db=db), opens=opens)
     try:
         yield SqliteStore(db=db, cipher=cipher)
     finally:
@@ -237,12 +266,12 @@ async def _sqlite_data_keys(path: Path) -> AsyncIterator[DataKeyStore]:
 
 @asynccontextmanager
 async def _open_cosmos(
-    server: CosmosServer, database: str, key_dir: Path
+    server: CosmosServer, database: str, key_dir: Path, opens: PhiOpens
 ) -> AsyncIterator[ContractStore]:
     # PHI sealed as on the cloud profile: data keys in the account, wrapped by a key kept
     # apart from it (a key folder standing in for Key Vault).
     async with cosmos_data_keys(server, database) as keys:
-        cipher = PhiCipher(kek=LocalKeyFile(key_dir), keys=keys)
+        cipher = _CountingCipher(kek=LocalKeyFile(key_dir), keys=keys, opens=opens)
         async with open_cosmos_store(server, database, cipher=cipher) as store:
             yield store
 

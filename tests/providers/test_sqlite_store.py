@@ -461,3 +461,55 @@ def test_the_clinic_tables_are_added_to_an_existing_schema_2_file(db_path: Path)
         assert asyncio.run(store.list_clinics()) == []
     with closing(sqlite3.connect(db_path)) as raw:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+
+
+# --- the admin console's reads: the SQLite store's own side (the contract: tests/contracts) ----
+
+
+def _listing_plans(store: SqliteStore, db: SqliteDb) -> list[str]:
+    """How SQLite runs the statements ``list_calls`` sends (seen by a trace callback)."""
+    seen: list[str] = []
+    db.transact(lambda conn: conn.set_trace_callback(seen.append), write=False)
+    asyncio.run(store.list_calls(DEMO_CLINIC_ID, limit=2))
+    asyncio.run(store.list_calls(DEMO_CLINIC_ID, limit=2, before=T0))
+    db.transact(lambda conn: conn.set_trace_callback(None), write=False)
+    selects = [sql for sql in seen if sql.startswith("SELECT")]
+    assert len(selects) == 2
+
+    def plan(conn: sqlite3.Connection) -> list[str]:
+        return [" ".join(str(row[3]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+                for sql in selects]  # fmt: skip
+
+    return db.transact(plan, write=False)
+
+
+def test_the_calls_index_serves_the_listing_and_is_added_to_an_existing_file(
+    db_path: Path,
+) -> None:
+    with SqliteDb(db_path) as db:  # a schema 2 file from before the console existed
+        asyncio.run(_store(db).save_call(_call()))
+        db.transact(lambda conn: conn.execute("DROP INDEX calls_by_clinic"))
+    with SqliteDb(db_path) as db:
+        assert db.schema_version == SCHEMA_VERSION
+        store = _store(db)
+        for plan in _listing_plans(store, db):
+            # The index gives the order too: no sort of the clinic's calls (no temp b-tree).
+            assert "USING INDEX calls_by_clinic (clinic_id=?" in plan
+            assert "TEMP B-TREE" not in plan
+        assert [c.call_id for c in asyncio.run(store.list_calls(DEMO_CLINIC_ID))] == ["call-1"]
+    with closing(sqlite3.connect(db_path)) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+
+
+def test_a_message_status_is_one_column_of_its_row(store: SqliteStore, db_path: Path) -> None:
+    message = _message()
+    asyncio.run(store.save_message(message))
+    with closing(sqlite3.connect(db_path)) as raw:
+        sealed_before = raw.execute("SELECT text, caller_name FROM messages").fetchone()
+
+    assert asyncio.run(store.set_message_status(DEMO_CLINIC_ID, message.message_id,
+                                                status="done"))  # fmt: skip
+
+    with closing(sqlite3.connect(db_path)) as raw:
+        row = raw.execute("SELECT text, caller_name, status FROM messages").fetchone()
+    assert row == (*sealed_before, "done")  # the sealed values were not rewritten

@@ -156,6 +156,15 @@ def test_the_upgrade_seals_a_schema_1_file_in_place(tmp_path: Path, with_message
             assert await records.store.list_clinics() == [demo_clinic()]
             await records.store.call_started("call-2", DEMO_CLINIC_ID, at=NOW)
             assert await records.store.calls_in_progress(DEMO_CLINIC_ID, now=NOW) == 1
+            # And the admin console's reads (the calls' index) work on the upgraded file.
+            [listed] = await records.store.list_calls(DEMO_CLINIC_ID)
+            assert (listed.call_id, listed.outcome, listed.started_at) == ("call-1", "booked", NOW)
+            done = await records.store.set_message_status(
+                DEMO_CLINIC_ID, "call-1:message:1", status="done"
+            )
+            assert done is with_messages
+            statuses = [m.status for m in await records.store.list_messages(DEMO_CLINIC_ID)]
+            assert statuses == (["done"] if with_messages else [])
 
     asyncio.run(read_back())
 

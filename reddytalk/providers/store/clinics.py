@@ -4,7 +4,7 @@ A clinic is kept as one JSON document (:func:`clinic_to_document`), the same in 
 and in Cosmos DB. Keys added since the first format are read with the domain's defaults
 when absent, so a document written before them still reads: ``stream_sample_rate_hz``,
 ``staff_phone_number``, ``languages``, ``voice_id``, ``other_phone_numbers``,
-``holidays``, ``greeting``, ``after_hours``, ``ehr``. A clinic is not PHI: its
+``holidays``, ``greeting``, ``after_hours``, ``ehr``, ``admins``. A clinic is not PHI: its
 documents are not sealed.
 
 A call counts as in progress from ``call_started`` to ``call_ended``, and for at most
@@ -130,6 +130,7 @@ def clinic_to_document(clinic: Clinic) -> dict[str, Any]:
             }
             for t in clinic.appointment_types
         ],
+        "admins": list(clinic.admins),
     }
 
 
@@ -190,4 +191,5 @@ def clinic_from_document(document: Mapping[str, Any]) -> Clinic:
             )
             for t in document["appointment_types"]
         ),
+        admins=tuple(document.get("admins") or ()),
     )

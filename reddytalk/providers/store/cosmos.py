@@ -15,12 +15,10 @@ the audit trail (ids only) and clinics stay readable. The clinics' data keys liv
 the same account (:class:`~reddytalk.providers.store.cosmos_keys.CosmosDataKeys`),
 wrapped by a key that does not (Key Vault).
 
-``get_call`` knows only the call id, so it is a cross-partition query on ``calls``
-(``WHERE c.id = @id``). It fans out to every physical partition, about 3 RU each plus
-the document, where a second "call id → clinic" document would make it a 1 RU point
-read but cost a write (about 6 RU) on every call saved and a second write that can
-fail apart from the first. Calls are written on every call and read by hand (the
-CLI, support), so the query is the cheaper side.
+Finished calls are :class:`~reddytalk.providers.store.cosmos_calls.CosmosCalls`'s (what
+``get_call`` and ``list_calls`` cost is drawn there); messages for staff are
+:class:`~reddytalk.providers.store.cosmos_messages.CosmosMessages`'s (a message's status
+is set by a patch that opens nothing).
 
 Atomicity comes from Cosmos DB, never from a read before a write: "create if absent"
 is :func:`~reddytalk.providers.store.cosmos_account.create_once`, whose 409 means the
@@ -51,7 +49,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.cosmos import exceptions as cosmos_errors
 
 from reddytalk.phi.cipher import PhiCipher
-from reddytalk.ports import AuditEvent, CallRecord, Message, OutboxMessage
+from reddytalk.ports import AuditEvent, CallListing, CallRecord, Message, OutboxMessage
 from reddytalk.providers.store.clinics import is_e164
 from reddytalk.providers.store.cosmos_account import (
     CLAIM_TTL_S,
@@ -64,23 +62,19 @@ from reddytalk.providers.store.cosmos_account import (
     query_partition,
     read_item,
 )
+from reddytalk.providers.store.cosmos_calls import CosmosCalls
 from reddytalk.providers.store.cosmos_clinics import CosmosClinics
 from reddytalk.providers.store.cosmos_documents import (
     CALL_NUMBER_PHI,
-    CALL_PHI,
-    MESSAGE_PHI,
     OUTBOX_PHI,
     audit_from_document,
     audit_to_document,
-    call_from_document,
     call_number_to_document,
-    call_to_document,
     item_id,
-    message_from_document,
-    message_to_document,
     outbox_from_document,
     outbox_to_document,
 )
+from reddytalk.providers.store.cosmos_messages import CosmosMessages
 from reddytalk.providers.store.sqlite_db import to_utc_iso
 from reddytalk.scheduling.model import Clinic
 
@@ -119,9 +113,9 @@ class CosmosStore:
         self._database_name = database
         self._cipher = cipher
         db = self._client.get_database_client(database)
-        self._calls = db.get_container_client("calls")
+        self._calls = CosmosCalls(calls=db.get_container_client("calls"), cipher=cipher)
         self._audit = db.get_container_client("audit")
-        self._messages = db.get_container_client("messages")
+        self._messages = CosmosMessages(messages=db.get_container_client("messages"), cipher=cipher)
         self._claims = db.get_container_client("claims")
         self._call_numbers = db.get_container_client("call_numbers")
         self._outbox = db.get_container_client("outbox")
@@ -263,23 +257,24 @@ class CosmosStore:
             ValueError: A time is naive.
             ProviderError: Cosmos DB or the cipher's keys failed.
         """
-        document = await CALL_PHI.seal(self._cipher, call_to_document(record))
-        with provider_errors("save call"):
-            if not replace:
-                return await create_once(self._calls, document, record.clinic_id)
-            await self._calls.upsert_item(document)
-            return True
+        return await self._calls.save_call(record, replace=replace)
 
-    async def get_call(self, call_id: str) -> CallRecord | None:
-        """A stored call, times in UTC, or None (a cross-partition query: see the module)."""
-        query = "SELECT * FROM c WHERE c.id = @id"
-        with provider_errors("read call"):
-            items = self._calls.query_items(
-                query, parameters=[{"name": "@id", "value": item_id(call_id)}]
-            )
-            async for document in items:
-                return call_from_document(await CALL_PHI.open(self._cipher, document))
-        return None
+    async def get_call(self, call_id: str, *, clinic_id: str | None = None) -> CallRecord | None:
+        """A stored call, times in UTC, or None (a cross-partition query: see
+        :mod:`~reddytalk.providers.store.cosmos_calls`); with ``clinic_id`` only that
+        clinic's (in the query, before anything sealed is opened)."""
+        return await self._calls.get_call(call_id, clinic_id=clinic_id)
+
+    async def list_calls(
+        self, clinic_id: str, *, limit: int = 50, before: dt.datetime | None = None
+    ) -> list[CallListing]:
+        """The clinic's calls, newest first, without their PHI (not even fetched).
+
+        Raises:
+            ValueError: ``limit`` is not 1 to 200, or ``before`` is naive.
+            ProviderError: Cosmos DB failed.
+        """
+        return await self._calls.list_calls(clinic_id, limit=limit, before=before)
 
     async def record_audit(self, event: AuditEvent) -> None:
         """Append an audit record (a create: nothing here updates or deletes one).
@@ -295,10 +290,12 @@ class CosmosStore:
                 pass  # each write has its own id: this one, resent by the SDK after it landed
 
     async def audit_trail(self, call_id: str) -> list[AuditEvent]:
-        """The audit records of one call, in the order they were appended.
+        """The audit records of one call, in the order they were appended: oldest first,
+        as SQLite's. A single-partition query (``audit`` is partitioned by call).
 
         Append order is the order of the ids: the appending process's clock in
-        nanoseconds, strictly increasing within a process.
+        nanoseconds, strictly increasing within a process (across processes, as far as
+        their clocks agree).
         """
         query = "SELECT * FROM c WHERE c.call_id = @call_id ORDER BY c.id"
         with provider_errors("read audit"):
@@ -314,17 +311,21 @@ class CosmosStore:
             ValueError: ``message.taken_at`` is naive.
             ProviderError: Cosmos DB or the cipher's keys failed.
         """
-        document = await MESSAGE_PHI.seal(self._cipher, message_to_document(message))
-        with provider_errors("save message"):
-            return await create_once(self._messages, document, message.clinic_id)
+        return await self._messages.save_message(message)
 
     async def list_messages(self, clinic_id: str) -> list[Message]:
         """The clinic's messages, oldest first (ties by message id)."""
-        with provider_errors("list messages"):
-            documents = await query_partition(self._messages, "clinic_id", clinic_id)
-        # Sorted here, not with ORDER BY over two fields, which needs a composite index.
-        documents.sort(key=lambda d: (d["taken_at"], d["message_id"]))
-        return [message_from_document(await MESSAGE_PHI.open(self._cipher, d)) for d in documents]
+        return await self._messages.list_messages(clinic_id)
+
+    async def set_message_status(self, clinic_id: str, message_id: str, *, status: str) -> bool:
+        """Mark the clinic's message ``open`` or ``done`` with one patch of its status
+        (nothing read, nothing opened); False if the clinic has no such message.
+
+        Raises:
+            ValueError: ``status`` is neither ``open`` nor ``done`` (nothing changed).
+            ProviderError: Cosmos DB failed.
+        """
+        return await self._messages.set_message_status(clinic_id, message_id, status=status)
 
     async def save_call_number(
         self, call_id: str, clinic_id: str, *, party: str, number: str

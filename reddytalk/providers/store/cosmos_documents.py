@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reddytalk.phi.cipher import PhiCipher
-from reddytalk.ports import AuditEvent, CallRecord, Message, OutboxMessage
+from reddytalk.ports import AuditEvent, CallListing, CallRecord, Message, OutboxMessage
 from reddytalk.providers.store.clinics import clinic_from_document, clinic_to_document
 from reddytalk.providers.store.sqlite import (
     CALL_NUMBER_FIELD,
@@ -57,6 +57,7 @@ __all__ = [
     "clinic_from_document",
     "clinic_to_cosmos",
     "item_id",
+    "listing_from_document",
     "live_call_to_document",
     "message_from_document",
     "message_to_document",
@@ -203,6 +204,19 @@ def call_from_document(document: Mapping[str, Any]) -> CallRecord:
         outcome=document["outcome"],
         transcript=tuple((str(who), str(text)) for who, text in json.loads(document["transcript"])),
         tool_calls=tuple(json.loads(document["tool_calls"])),
+        turn_timings=tuple(document["turn_timings"]),
+    )
+
+
+def listing_from_document(document: Mapping[str, Any]) -> CallListing:
+    """The listing of a call whose document :func:`call_to_document` wrote, from that
+    document or from a query's projection without its PHI (nothing sealed is read)."""
+    return CallListing(
+        call_id=document["call_id"],
+        clinic_id=document["clinic_id"],
+        started_at=from_utc_iso(document["started_at"]),
+        ended_at=from_utc_iso(document["ended_at"]),
+        outcome=document["outcome"],
         turn_timings=tuple(document["turn_timings"]),
     )
 

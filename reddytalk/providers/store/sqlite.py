@@ -3,7 +3,9 @@
 Clinics are one JSON document each, found by id or by any phone number mapped to
 them, with the calls in progress to each (:mod:`~reddytalk.providers.store.sqlite_clinics`);
 calls are one row each with the transcript as JSON; the audit trail is an append-only
-table (triggers in the schema refuse updates and deletes).
+table (triggers in the schema refuse updates and deletes). Messages for staff are
+:mod:`~reddytalk.providers.store.sqlite_messages`'s; a call's numbers and the outbox,
+:mod:`~reddytalk.providers.store.sqlite_texts`'s.
 
 PHI is sealed by :class:`~reddytalk.phi.PhiCipher` before it reaches the file and
 opened after it is read, each value bound to its clinic, field and record: a call's
@@ -22,10 +24,16 @@ import json
 import sqlite3
 
 from reddytalk.phi.cipher import PhiCipher
-from reddytalk.ports import AuditEvent, CallRecord, Message, OutboxMessage
+from reddytalk.ports import AuditEvent, CallListing, CallRecord, Message, OutboxMessage
+from reddytalk.providers.store.checks import check_call_listing
 from reddytalk.providers.store.clinics import clinic_from_document, clinic_to_document, is_e164
 from reddytalk.providers.store.sqlite_clinics import SqliteClinics
 from reddytalk.providers.store.sqlite_db import SqliteDb, from_utc_iso, to_utc_iso
+from reddytalk.providers.store.sqlite_messages import (
+    CALLER_NAME_FIELD,
+    MESSAGE_TEXT_FIELD,
+    SealedMessages,
+)
 from reddytalk.providers.store.sqlite_texts import (
     CALL_NUMBER_FIELD,
     OUTBOX_NUMBER_FIELD,
@@ -50,8 +58,6 @@ __all__ = [
 
 TRANSCRIPT_FIELD = "call.transcript"
 TOOL_CALLS_FIELD = "call.tool_calls"
-MESSAGE_TEXT_FIELD = "message.text"
-CALLER_NAME_FIELD = "message.caller_name"
 SEALED_FIELDS = (
     TRANSCRIPT_FIELD, TOOL_CALLS_FIELD, MESSAGE_TEXT_FIELD, CALLER_NAME_FIELD,
     CALL_NUMBER_FIELD, OUTBOX_NUMBER_FIELD, OUTBOX_TEXT_FIELD,
@@ -60,7 +66,8 @@ SEALED_FIELDS = (
 the message, ``<call id>/<party>`` for a call's number, the outbox message)."""
 
 # clinic_to_document and clinic_from_document live in ``clinics`` (both stores use them);
-# they are named here too, where the document format was first defined.
+# they are named here too, where the document format was first defined. So are the
+# sealed field names of ``sqlite_messages`` and ``sqlite_texts``, all in SEALED_FIELDS.
 
 
 class SqliteStore:
@@ -75,6 +82,7 @@ class SqliteStore:
         self._db = db
         self._cipher = cipher
         self._texts = SealedTexts(db=db, cipher=cipher)
+        self._messages = SealedMessages(db=db, cipher=cipher)
         self._clinics = SqliteClinics(db=db)
 
     def __repr__(self) -> str:
@@ -178,16 +186,58 @@ class SqliteStore:
 
         return await self._db.run(work)
 
-    async def get_call(self, call_id: str) -> CallRecord | None:
-        """A stored call, times in UTC, or None."""
+    async def get_call(self, call_id: str, *, clinic_id: str | None = None) -> CallRecord | None:
+        """A stored call, times in UTC, or None; with ``clinic_id`` only that clinic's
+        (checked in the query, before anything sealed is opened)."""
 
         def work(conn: sqlite3.Connection) -> sqlite3.Row | None:
             row: sqlite3.Row | None
-            row = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+            row = conn.execute(
+                "SELECT * FROM calls WHERE call_id = ? AND (? IS NULL OR clinic_id = ?)",
+                (call_id, clinic_id, clinic_id),
+            ).fetchone()
             return row
 
         row = await self._db.run(work, write=False)
         return None if row is None else await self._call_from_row(row)
+
+    async def list_calls(
+        self, clinic_id: str, *, limit: int = 50, before: dt.datetime | None = None
+    ) -> list[CallListing]:
+        """The clinic's calls, newest first (ties by call id), without their PHI.
+
+        The sealed columns are not even selected. The ``calls_by_clinic`` index serves
+        the filter and the order: a backward scan that stops after ``limit`` rows.
+
+        Raises:
+            ValueError: ``limit`` is not 1 to 200, or ``before`` is naive.
+        """
+        before_iso = check_call_listing(limit, before)
+        sql = (
+            "SELECT call_id, clinic_id, started_at, ended_at, outcome, turn_timings FROM calls"
+            " WHERE clinic_id = ?"
+        )
+        params: tuple[str | int, ...] = (clinic_id,)
+        if before_iso is not None:
+            sql += " AND started_at < ?"
+            params += (before_iso,)
+        sql += " ORDER BY started_at DESC, call_id DESC LIMIT ?"
+        params += (limit,)
+
+        def work(conn: sqlite3.Connection) -> list[CallListing]:
+            return [
+                CallListing(
+                    call_id=row["call_id"],
+                    clinic_id=row["clinic_id"],
+                    started_at=from_utc_iso(row["started_at"]),
+                    ended_at=from_utc_iso(row["ended_at"]),
+                    outcome=row["outcome"],
+                    turn_timings=tuple(json.loads(row["turn_timings"])),
+                )
+                for row in conn.execute(sql, params)
+            ]
+
+        return await self._db.run(work, write=False)
 
     async def record_audit(self, event: AuditEvent) -> None:
         """Append an audit record.
@@ -220,60 +270,21 @@ class SqliteStore:
             ValueError: ``message.taken_at`` is naive.
             ProviderError: The file or the cipher's keys failed.
         """
-        taken_at = to_utc_iso(message.taken_at)
-        clinic_id, message_id = message.clinic_id, message.message_id
-        seal = self._cipher.seal
-        values = (
-            message_id,
-            message.call_id,
-            clinic_id,
-            taken_at,
-            await seal(clinic_id, MESSAGE_TEXT_FIELD, message.text, record_id=message_id),
-            await seal(clinic_id, CALLER_NAME_FIELD, message.caller_name, record_id=message_id),
-            message.patient_id,
-            message.status,
-        )
-
-        def work(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO messages (message_id, call_id, clinic_id, taken_at, text,"
-                " caller_name, patient_id, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                values,
-            )
-            return cursor.rowcount == 1
-
-        return await self._db.run(work)
+        return await self._messages.save_message(message)
 
     async def list_messages(self, clinic_id: str) -> list[Message]:
         """The clinic's messages, oldest first."""
+        return await self._messages.list_messages(clinic_id)
 
-        def work(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-            return conn.execute(
-                "SELECT * FROM messages WHERE clinic_id = ? ORDER BY taken_at, message_id",
-                (clinic_id,),
-            ).fetchall()
+    async def set_message_status(self, clinic_id: str, message_id: str, *, status: str) -> bool:
+        """Mark the clinic's message ``open`` or ``done`` (one ``UPDATE``, nothing opened);
+        False if the clinic has no such message.
 
-        open_ = self._cipher.open
-        messages = []
-        for row in await self._db.run(work, write=False):
-            message_id = row["message_id"]
-            messages.append(
-                Message(
-                    message_id=message_id,
-                    call_id=row["call_id"],
-                    clinic_id=clinic_id,
-                    taken_at=from_utc_iso(row["taken_at"]),
-                    text=await open_(
-                        clinic_id, MESSAGE_TEXT_FIELD, row["text"], record_id=message_id
-                    ),
-                    caller_name=await open_(
-                        clinic_id, CALLER_NAME_FIELD, row["caller_name"], record_id=message_id
-                    ),
-                    patient_id=row["patient_id"],
-                    status=row["status"],
-                )
-            )
-        return messages
+        Raises:
+            ValueError: ``status`` is neither ``open`` nor ``done`` (nothing changed).
+            ProviderError: The file failed.
+        """
+        return await self._messages.set_message_status(clinic_id, message_id, status=status)
 
     async def claim(self, key: str) -> bool:
         """Claim ``key`` once (the primary key makes it atomic across processes)."""
@@ -326,7 +337,8 @@ class SqliteStore:
         return await self._texts.list_outbox(clinic_id)
 
     async def audit_trail(self, call_id: str) -> list[AuditEvent]:
-        """The audit records of one call, in the order they were appended."""
+        """The audit records of one call, in the order they were appended (``seq``):
+        oldest first."""
 
         def work(conn: sqlite3.Connection) -> list[AuditEvent]:
             rows = conn.execute(

@@ -47,6 +47,8 @@ SCHEMA_VERSION = 2
 A table added to schema 2 later (``call_numbers``, ``outbox``, ``live_calls``,
 ``removed_clinics``) needs no new version: it is created ``IF NOT EXISTS`` whenever a
 file is opened, nothing existing changes shape, and code that predates it never reads it.
+An index added later (``calls_by_clinic``) is the same: built ``IF NOT EXISTS`` when a
+file is opened; older code never uses it, and SQLite keeps it current whoever writes.
 """
 
 PLAINTEXT_SCHEMA_VERSION = 1
@@ -98,6 +100,9 @@ _SCHEMA: tuple[str, ...] = (
         tool_calls TEXT NOT NULL,
         turn_timings TEXT NOT NULL
     )""",
+    # A clinic's calls newest first, a page at a time (the admin console): a backward
+    # scan of this index, ties by call id, stopping at the page's end.
+    "CREATE INDEX IF NOT EXISTS calls_by_clinic ON calls (clinic_id, started_at, call_id)",
     """CREATE TABLE IF NOT EXISTS audit (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         call_id TEXT NOT NULL,
