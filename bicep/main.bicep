@@ -202,6 +202,9 @@ param fhirClientId string = ''
 @description('The scopes to ask the EHR token endpoint for, space-separated (REDDYTALK_FHIR_SCOPE), like system/*.read. Empty: none, if the EHR asks for none.')
 param fhirScope string = ''
 
+@description('The admin API\'s Entra ID app registration: its application (client) id or App ID URI, the audience its bearer tokens carry (REDDYTALK_ADMIN_AUDIENCE). The registration defines the app roles ReddyTalk.Operator and ReddyTalk.ClinicAdmin and sets accessTokenAcceptedVersion to 2. Empty: the admin API refuses every request.')
+param adminApiAudience string = ''
+
 @description('Value for the tools secret (per-call tool tokens, 32+ bytes). scripts/deploy generates one only when the vault has none yet; empty leaves the stored secret as it is.')
 @secure()
 param toolsSecret string = ''
@@ -590,6 +593,8 @@ module functionSettings 'modules/function-settings.bicep' = {
     cognitiveServicesEndpoint: speech.outputs.endpoint
     publicFunctionsUrl: functions.outputs.url
     publicMediaUrl: mediaWorker.outputs.url
+    adminTenantId: tenant().tenantId
+    adminApiAudience: adminApiAudience
   }
   dependsOn: [
     rbac // Key Vault references resolve with the identity's role

@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from reddytalk.admin.auth import AdminAuthenticator, build_admin_authenticator
 from reddytalk.calls.answering import CallLinks
 from reddytalk.calls.call_tokens import CallTokens
 from reddytalk.composition import build_call_control, build_sms_sender, build_token_verifier
@@ -39,6 +40,7 @@ class Runtime:
     clock: Callable[[], dt.datetime]
     records: Records
     sms: SmsSender
+    admin: AdminAuthenticator
 
 
 _built: Runtime | None = None
@@ -75,6 +77,7 @@ async def _build() -> Runtime:
             clock=_utc_now,
             records=records,
             sms=build_sms_sender(settings, records.store),
+            admin=build_admin_authenticator(settings),
         )
     except BaseException:
         await records.aclose()

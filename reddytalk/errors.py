@@ -3,6 +3,7 @@
 ReddyTalkError
 ├── MalformedMessage        bad input from the wire (JSON, kind, base64, frame size)
 ├── Unauthorized            a request or connection whose credentials do not check out
+├── Forbidden               authenticated, but not allowed to do this (a role or a clinic)
 ├── ProviderError           an engine or service failed; ``retryable`` says if a retry may help
 ├── ClinicBusy              a clinic cannot be removed while calls to it are in progress
 └── SchedulingError         a request the schedule refuses, with a reason the caller can hear
@@ -16,6 +17,7 @@ from __future__ import annotations
 __all__ = [
     "BookingRefused",
     "ClinicBusy",
+    "Forbidden",
     "MalformedMessage",
     "ProviderError",
     "ReddyTalkError",
@@ -36,6 +38,11 @@ class MalformedMessage(ReddyTalkError):
 
 class Unauthorized(ReddyTalkError):
     """A request or connection failed authentication; ``str(error)`` names why, no token."""
+
+
+class Forbidden(ReddyTalkError):
+    """An authenticated caller lacks the role, or the clinic, for what it asked;
+    ``str(error)`` names what is missing (no token, no PHI). Nothing was changed."""
 
 
 class ProviderError(ReddyTalkError):

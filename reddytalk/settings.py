@@ -86,6 +86,13 @@ class Settings:
         public_media_url: The media worker's public ``wss://`` origin.
         tools_secret: The secret the Functions app signs and verifies per-call tool tokens
             with (at least 32 bytes; Key Vault in Azure; never in repr).
+        admin_tenant_id: The Entra ID tenant whose tokens the admin API accepts.
+        admin_audience: The admin API's app registration (client id or App ID URI):
+            what the tokens' ``aud`` must be.
+        admin_openid_config_url: Where the tenant's signing keys' OpenID configuration
+            is; empty: Entra ID's v2.0 configuration of ``admin_tenant_id``.
+        admin_token: The embedded profile's local admin token (Operator rights;
+            never in repr); empty: none is accepted.
         tools_api_url: The Functions app's origin, for the media worker: when set,
             every tool of a call (reads, writes as orchestrations, messages, the
             call record) goes to its tools API; else it runs in process.
@@ -163,6 +170,10 @@ class Settings:
     public_functions_url: str = "http://127.0.0.1:7071"
     public_media_url: str = "ws://127.0.0.1:8765"
     tools_secret: bytes = field(default=b"", repr=False)
+    admin_tenant_id: str = ""
+    admin_audience: str = ""
+    admin_openid_config_url: str = ""
+    admin_token: str = field(default="", repr=False)
     tools_api_url: str = ""
     store: str = "sqlite"
     ehr: str = "embedded"
@@ -246,6 +257,10 @@ class Settings:
             public_functions_url=env.get("REDDYTALK_PUBLIC_FUNCTIONS_URL", "http://127.0.0.1:7071"),
             public_media_url=env.get("REDDYTALK_PUBLIC_MEDIA_URL", "ws://127.0.0.1:8765"),
             tools_secret=env.get("REDDYTALK_TOOLS_SECRET", "").encode(),
+            admin_tenant_id=env.get("REDDYTALK_ADMIN_TENANT_ID", ""),
+            admin_audience=env.get("REDDYTALK_ADMIN_AUDIENCE", ""),
+            admin_openid_config_url=env.get("REDDYTALK_ADMIN_OPENID_CONFIG_URL", ""),
+            admin_token=env.get("REDDYTALK_ADMIN_TOKEN", ""),
             tools_api_url=env.get("REDDYTALK_TOOLS_API_URL", ""),
             store=store,
             ehr=ehr,

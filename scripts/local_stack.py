@@ -33,7 +33,7 @@ from function_app import app
 from functions import runtime
 from reddytalk.settings import Settings
 
-__all__ = ["LocalStack", "functions_environment", "local_stack"]
+__all__ = ["LocalStack", "functions_environment", "local_admin_token", "local_stack"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,8 @@ class LocalStack:
     media_url: str
     acs: LocalAcs
     functions: LocalFunctionsHost
+    admin_token: str
+    """The admin API's local token (Operator rights): ``Authorization: Bearer <it>``."""
 
 
 def functions_environment(acs: LocalAcs, data_dir: Path) -> dict[str, str]:
@@ -61,6 +63,28 @@ def functions_environment(acs: LocalAcs, data_dir: Path) -> dict[str, str]:
         "REDDYTALK_ACS_RESOURCE_ID": acs.resource_id,
         "REDDYTALK_ACS_OPENID_CONFIG_URL": acs.openid_config_url,
     }
+
+
+def local_admin_token(data_dir: Path) -> str:
+    """The admin API's local token, kept in ``<data_dir>/admin-token`` (mode 0600).
+
+    Made once (``secrets.token_urlsafe(32)``) and reused, so a console or script that
+    saved it keeps working across restarts; delete the file to get a new one.
+    """
+    path = data_dir / "admin-token"
+    try:
+        token = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        token = ""
+    if len(token) < 32:  # absent, or not one of ours: make a new one
+        token = secrets.token_urlsafe(32)
+        # O_EXCL after unlinking: the file is created 0600, never readable by others.
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as file:
+            file.write(token + "\n")
+    os.chmod(path, 0o600)  # a copied-in file may have come with wider rights
+    return token
 
 
 @contextlib.contextmanager
@@ -84,8 +108,12 @@ async def local_stack(settings: Settings) -> AsyncIterator[LocalStack]:
     data_dir.mkdir(parents=True, exist_ok=True)
     tls = make_tls(data_dir / "tls")
     async with LocalAcs(tls) as acs:
-        env = functions_environment(acs, data_dir)
-        with _environment({**env, "REDDYTALK_TOOLS_SECRET": secrets.token_urlsafe(32)}):
+        env = {
+            **functions_environment(acs, data_dir),
+            "REDDYTALK_TOOLS_SECRET": secrets.token_urlsafe(32),
+            "REDDYTALK_ADMIN_TOKEN": local_admin_token(data_dir),
+        }
+        with _environment(env):
             try:
                 async with LocalFunctionsHost(app) as functions:
                     os.environ["REDDYTALK_PUBLIC_FUNCTIONS_URL"] = functions.url
@@ -101,7 +129,14 @@ async def local_stack(settings: Settings) -> AsyncIterator[LocalStack]:
                     )
                     async with _receptionist(worker) as media_url:
                         os.environ["REDDYTALK_PUBLIC_MEDIA_URL"] = media_url
-                        yield LocalStack(acs.pstn_url, functions.url, media_url, acs, functions)
+                        yield LocalStack(
+                            acs.pstn_url,
+                            functions.url,
+                            media_url,
+                            acs,
+                            functions,
+                            env["REDDYTALK_ADMIN_TOKEN"],
+                        )
             finally:
                 await runtime.reset()
                 await http_utils._close_session()  # the Durable client's module-level session

@@ -160,6 +160,7 @@ async def _run(args: argparse.Namespace, settings: Settings, command: str) -> in
     scenarios = [load_scenario(path) for path in args.scenario or [DEMO_SCENARIO]]
     async with contextlib.AsyncExitStack() as stack:
         url = args.url
+        admin: tuple[str, str] | None = None  # the local stack's admin API and its token
         host_port = url.removeprefix("ws://").rsplit(":", 1)
         if command == "demo" or not _is_listening(host_port[0], int(host_port[1])):
             if not args.serve:  # a private receptionist on a free port
@@ -178,6 +179,7 @@ async def _run(args: argparse.Namespace, settings: Settings, command: str) -> in
 
                 local = await stack.enter_async_context(local_stack(settings))
                 url = local.phone_url
+                admin = (f"{local.functions_url}/api/manage/clinics", local.admin_token)
         results = []
         for scenario in scenarios:
             wav = Path(args.wav_dir) / f"{scenario.name}.wav" if args.wav_dir else None
@@ -191,6 +193,10 @@ async def _run(args: argparse.Namespace, settings: Settings, command: str) -> in
         if args.serve:
             print(f"The receptionist is answering at {url}/calls/<call-id>?to=%2B15550100200 "
                   "(Ctrl-C to stop)", flush=True)  # fmt: skip
+            if admin is not None:
+                print(f"The admin API is at {admin[0]}, with the header "
+                      f"'Authorization: Bearer {admin[1]}' (kept in "
+                      f"{settings.data_dir}/admin-token)", flush=True)  # fmt: skip
             await asyncio.Event().wait()
     return 0
 

@@ -48,3 +48,18 @@ def test_the_key_folder_defaults_to_the_data_folder_and_follows_it() -> None:
     chosen = Settings.from_env({"REDDYTALK_KEY_DIR": "/etc/reddytalk/keys"})
     assert chosen.phi_key_dir == Path("/etc/reddytalk/keys")
     assert dataclasses.replace(chosen, data_dir=Path("x")).phi_key_dir == chosen.phi_key_dir
+
+
+def test_admin_api_settings_are_read_and_the_local_token_is_not_shown() -> None:
+    assert Settings.from_env({}).admin_token == ""
+    settings = Settings.from_env({
+        "REDDYTALK_ADMIN_TENANT_ID": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        "REDDYTALK_ADMIN_AUDIENCE": "api://reddytalk-admin",
+        "REDDYTALK_ADMIN_OPENID_CONFIG_URL": "http://127.0.0.1:9/openid-configuration",
+        "REDDYTALK_ADMIN_TOKEN": "local-admin-token-value",
+    })  # fmt: skip
+    assert settings.admin_tenant_id == "72f988bf-86f1-41af-91ab-2d7cd011db47"
+    assert settings.admin_audience == "api://reddytalk-admin"
+    assert settings.admin_openid_config_url == "http://127.0.0.1:9/openid-configuration"
+    assert settings.admin_token == "local-admin-token-value"
+    assert "local-admin-token-value" not in repr(settings)

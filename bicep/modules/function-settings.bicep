@@ -65,6 +65,12 @@ param publicFunctionsUrl string
 @description('Public wss:// origin of the media worker (REDDYTALK_PUBLIC_MEDIA_URL).')
 param publicMediaUrl string
 
+@description('The Entra ID tenant whose tokens the admin API accepts (REDDYTALK_ADMIN_TENANT_ID).')
+param adminTenantId string
+
+@description('The admin API\'s app registration, the audience of its tokens; empty: the admin API refuses every request (REDDYTALK_ADMIN_AUDIENCE).')
+param adminApiAudience string
+
 resource site 'Microsoft.Web/sites@2024-04-01' existing = {
   name: functionAppName
 }
@@ -108,6 +114,10 @@ var reddytalkSettings = {
   REDDYTALK_FHIR_CLIENT_ID: fhirClientId
   REDDYTALK_FHIR_SCOPE: fhirScope
   REDDYTALK_FHIR_CLIENT_SECRET_NAME: fhirClientSecretVaultItem
+  // The admin API verifies Entra ID tokens itself (reddytalk/admin/auth.py), with or without
+  // App Service Authentication in front; an empty audience turns it off (fail closed).
+  REDDYTALK_ADMIN_TENANT_ID: adminTenantId
+  REDDYTALK_ADMIN_AUDIENCE: adminApiAudience
 }
 
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {

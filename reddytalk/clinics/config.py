@@ -277,6 +277,7 @@ def _clinic_of(document: ClinicDocument) -> Clinic:
         greeting=document.greeting,
         after_hours=AfterHours(after_hours.action, after_hours.on_call_number),
         ehr=EhrConnection(ehr.kind, ehr.base_url, ehr.credentials_secret),
+        admins=tuple(document.admins),
     )
 
 
@@ -352,6 +353,7 @@ def _document(clinic: Clinic) -> dict[str, Any]:
         "voice": clinic.voice_id,
         "languages": _FlowList(clinic.languages),
         "ehr": _ehr(clinic),
+        "admins": list(clinic.admins),
     }
     defaults: dict[str, Any] = {
         "slot_minutes": DEFAULTS.slot_minutes,
@@ -362,6 +364,7 @@ def _document(clinic: Clinic) -> dict[str, Any]:
         "voice": DEFAULTS.voice_id,
         "languages": list(DEFAULTS.languages),
         "ehr": _ehr(DEFAULTS),
+        "admins": list(DEFAULTS.admins),
     }
     document.update((key, value) for key, value in optional.items() if value != defaults[key])
     return document

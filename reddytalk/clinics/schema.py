@@ -50,6 +50,7 @@ DEFAULTS = Clinic("", "", "", "", "UTC", (), (), ())
 _E164 = "(E.164, like +15550100200)"
 _HOURS = re.compile(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 # Control characters and the line breaks of YAML and Unicode.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _T = TypeVar("_T", bound=Hashable)
@@ -159,6 +160,17 @@ def _date(value: object) -> object:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise ValueError(f"{show(value)} is not a date; {expected}") from None
+
+
+def _object_id(text: str) -> str:
+    # Entra ID object ids are GUIDs; the token's oid and groups claims are lowercase.
+    # Lowercase here too, so that a match never depends on how the admin typed it.
+    if not _GUID.fullmatch(text):
+        raise ValueError(
+            f"{show(text)} is not an Entra ID object id; expected a GUID, like "
+            "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0 (a user's or a group's Object ID)"
+        )
+    return text.lower()
 
 
 # --- checks across items, with what validate_document's context has seen --------------
@@ -383,6 +395,18 @@ class ClinicDocument(_Section):
         description="1 to 4 language-REGION tags, like [en-US, es-US]",
     )
     ehr: _Ehr = Field(default_factory=_Ehr, description="a mapping like {kind: embedded}")
+    admins: list[
+        Annotated[
+            str,
+            AfterValidator(_object_id),
+            AfterValidator(_unique("admin", "is listed twice")),
+        ]
+    ] = Field(
+        default=[],
+        max_length=100,
+        description="Entra ID object ids (GUIDs) of users or groups, like "
+        "[0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0]",
+    )
 
 
 def validate_document(data: object) -> ClinicDocument:

@@ -123,6 +123,9 @@ class Clinic:
     """What the receptionist says first; None: the standard greeting with the name."""
     after_hours: AfterHours = field(default_factory=AfterHours)
     ehr: EhrConnection = field(default_factory=EhrConnection)
+    admins: tuple[str, ...] = ()
+    """Who administers the clinic in the admin API: Entra ID object ids (GUIDs) of
+    users or groups holding the ``ReddyTalk.ClinicAdmin`` role."""
 
     @property
     def phone_numbers(self) -> tuple[str, ...]:

@@ -8,29 +8,19 @@ the OpenID configuration below; ``iss`` is that configuration's issuer and ``aud
 is the ACS resource's ``immutableResourceId``. Callback tokens live 5 minutes,
 WebSocket tokens 24 hours. Every failure is :class:`Unauthorized` with a short
 reason and never the token; failing to fetch the configuration or keys fails closed
-as ``"keys unavailable"``.
+as ``"keys unavailable"``. The OpenID machinery is :mod:`reddytalk.oidc`, shared
+with the admin API's Entra ID tokens.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import re
-import threading
-import time
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from http.client import HTTPException
-from types import MappingProxyType
+from datetime import datetime
 from typing import Any
-from urllib.error import HTTPError
-from urllib.parse import urlparse
 
-import jwt
-
-from reddytalk.errors import Unauthorized
+from reddytalk.oidc import OidcTokenVerifier, utc_claim
 
 __all__ = ["ACS_ISSUER", "ACS_OPENID_CONFIG_URL", "AcsClaims", "AcsTokenVerifier"]
 
@@ -39,24 +29,6 @@ ACS_OPENID_CONFIG_URL = (
 )
 # The documented issuer; the verifier checks ``iss`` against the configuration's.
 ACS_ISSUER = "https://acscallautomation.communication.azure.com"
-
-# RS256 only: accepting "none" or an HS* alg would let a token choose how it is checked
-# (RFC 8725 §2.1, algorithm confusion).
-_ALGORITHMS = ["RS256"]
-_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-_MAX_TOKEN_CHARS = 16_384
-_MAX_CONFIG_BYTES = 1 << 20
-# Short reasons for PyJWT's errors, most specific first; PyJWT's messages are not reused.
-_REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
-    (jwt.ExpiredSignatureError, "expired"),
-    (jwt.ImmatureSignatureError, "not yet valid"),
-    (jwt.InvalidAudienceError, "wrong audience"),
-    (jwt.InvalidIssuerError, "wrong issuer"),
-    (jwt.MissingRequiredClaimError, "missing claim"),
-    (jwt.InvalidSignatureError, "bad signature"),
-    (jwt.InvalidAlgorithmError, "algorithm not allowed"),
-    (jwt.InvalidKeyError, "unusable key"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,18 +50,10 @@ class AcsClaims:
     claims: Mapping[str, Any] = field(repr=False, hash=False)
 
 
-@dataclass(frozen=True, slots=True)
-class _Config:
-    issuer: str
-    keys: jwt.PyJWKClient
-    fetched_at_s: float
-
-
 class AcsTokenVerifier:
     """Checks ``Authorization`` header values against the ACS signing keys.
 
-    Thread-safe: one lock guards the configuration and key lookup, so concurrent cold
-    starts make one request, not one each; signatures are checked outside it.
+    Thread-safe (see :class:`~reddytalk.oidc.OidcTokenVerifier`).
 
     Args:
         audience: The ACS resource's immutableResourceId.
@@ -113,16 +77,14 @@ class AcsTokenVerifier:
     ) -> None:
         if not audience:
             raise ValueError("audience must be the ACS resource's immutableResourceId")
-        if leeway_s < 0 or cache_ttl_s <= 0 or timeout_s <= 0 or min_refetch_interval_s < 0:
-            raise ValueError("leeway_s, min_refetch_interval_s >= 0; cache_ttl_s, timeout_s > 0")
-        self._audience = audience
-        self._config_url = openid_config_url
-        self._leeway_s = leeway_s
-        self._cache_ttl_s = cache_ttl_s
-        self._timeout_s = timeout_s
-        self._min_refetch_interval_s = min_refetch_interval_s
-        self._lock = threading.Lock()
-        self._config: _Config | None = None
+        self._tokens = OidcTokenVerifier(
+            audience=audience,
+            openid_config_url=openid_config_url,
+            leeway_s=leeway_s,
+            cache_ttl_s=cache_ttl_s,
+            timeout_s=timeout_s,
+            min_refetch_interval_s=min_refetch_interval_s,
+        )
 
     def verify(self, authorization: str | None) -> AcsClaims:
         """Check a raw ``Authorization`` header value (``"Bearer <jwt>"``).
@@ -138,36 +100,13 @@ class AcsTokenVerifier:
         Raises:
             Unauthorized: With a short reason, never the token.
         """
-        token = _bearer_token(authorization)
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise Unauthorized("malformed") from None
-        if header.get("alg") not in _ALGORITHMS:
-            raise Unauthorized("algorithm not allowed")
-        kid = header.get("kid")
-        if not isinstance(kid, str):
-            raise Unauthorized("unknown key")
-        issuer, key = self._signing_key(kid)
-        try:
-            payload = jwt.decode(
-                token,
-                key,
-                algorithms=_ALGORITHMS,
-                audience=self._audience,
-                issuer=issuer,
-                leeway=self._leeway_s,
-                options={"require": ["exp", "aud", "iss"], "enforce_minimum_key_length": True},
-            )
-        except jwt.PyJWTError as error:
-            reason = next((r for kind, r in _REASONS if isinstance(error, kind)), "malformed")
-            raise Unauthorized(reason) from None
+        payload = self._tokens.verify(authorization)
         return AcsClaims(
             subject=payload.get("sub"),
-            audience=self._audience,
-            issued_at=_utc(payload["iat"]) if "iat" in payload else None,
-            expires_at=_utc(payload["exp"]),
-            claims=MappingProxyType(payload),
+            audience=self._tokens.audience,
+            issued_at=utc_claim(payload["iat"]) if "iat" in payload else None,
+            expires_at=utc_claim(payload["exp"]),
+            claims=payload,
         )
 
     async def verify_async(self, authorization: str | None) -> AcsClaims:
@@ -179,81 +118,3 @@ class AcsTokenVerifier:
         under a millisecond, paid once per callback or connection.
         """
         return await asyncio.to_thread(self.verify, authorization)
-
-    def _signing_key(self, kid: str) -> tuple[str, jwt.PyJWK]:
-        with self._lock:
-            config = self._current_config()
-            try:
-                # Fills or reuses the cached key set, so a failure here is the keys' fault.
-                config.keys.get_signing_keys()
-            except jwt.PyJWTError as error:
-                raise Unauthorized("keys unavailable") from error
-            try:
-                # Unknown kid: PyJWKClient refetches once, unless within the cooldown.
-                return config.issuer, config.keys.get_signing_key(kid)
-            except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError) as error:
-                raise Unauthorized("keys unavailable") from error
-            except jwt.PyJWKClientError:
-                raise Unauthorized("unknown key") from None
-
-    def _current_config(self) -> _Config:
-        now_s = time.monotonic()
-        config = self._config
-        if config is not None and now_s - config.fetched_at_s < self._cache_ttl_s:
-            return config
-        jwks_uri, issuer = _fetch_openid_config(self._config_url, self._timeout_s)
-        if config is None or config.keys.uri != jwks_uri:
-            try:
-                keys = jwt.PyJWKClient(
-                    jwks_uri,
-                    # The set cache expires; PyJWKClient's cache_keys LRU never does, so
-                    # it would keep trusting a key ACS has withdrawn: left off.
-                    lifespan=self._cache_ttl_s,
-                    timeout=self._timeout_s,
-                    cooldown_duration=self._min_refetch_interval_s,
-                )
-            except jwt.PyJWTError as error:
-                raise Unauthorized("keys unavailable") from error
-        else:
-            keys = config.keys
-        self._config = _Config(issuer=issuer, keys=keys, fetched_at_s=now_s)
-        return self._config
-
-
-def _bearer_token(authorization: str | None) -> str:
-    parts = (authorization or "").split()
-    if not parts:
-        raise Unauthorized("missing header")
-    if parts[0].lower() != "bearer":  # the scheme is case-insensitive (RFC 7235 §2.1)
-        raise Unauthorized("not bearer")
-    if len(parts) != 2 or len(parts[1]) > _MAX_TOKEN_CHARS or not _COMPACT_JWS.fullmatch(parts[1]):
-        raise Unauthorized("malformed")
-    return parts[1]
-
-
-def _fetch_openid_config(url: str, timeout_s: float) -> tuple[str, str]:
-    """Return ``(jwks_uri, issuer)``; any failure is "keys unavailable"."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            document = json.loads(response.read(_MAX_CONFIG_BYTES))
-    except HTTPError as error:
-        error.close()  # else its socket is left to the GC (a ResourceWarning)
-        raise Unauthorized("keys unavailable") from error
-    except (OSError, ValueError, HTTPException) as error:
-        raise Unauthorized("keys unavailable") from error
-    jwks_uri = document.get("jwks_uri") if isinstance(document, dict) else None
-    issuer = document.get("issuer") if isinstance(document, dict) else None
-    if not (isinstance(jwks_uri, str) and jwks_uri and isinstance(issuer, str) and issuer):
-        raise Unauthorized("keys unavailable")
-    # No downgrade: keys named by an HTTPS configuration come over HTTPS too.
-    if urlparse(url).scheme == "https" and urlparse(jwks_uri).scheme != "https":
-        raise Unauthorized("keys unavailable")
-    return jwks_uri, issuer
-
-
-def _utc(timestamp: Any) -> datetime:
-    # PyJWT accepted the claim as int(timestamp); a huge one still cannot be a datetime.
-    try:
-        return datetime.fromtimestamp(int(timestamp), tz=UTC)
-    except (OverflowError, OSError, ValueError, TypeError):
-        raise Unauthorized("malformed") from None

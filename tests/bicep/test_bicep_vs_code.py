@@ -37,6 +37,11 @@ NOT_SET_IN_AZURE = {
     "REDDYTALK_ACS_OPENID_CONFIG_URL",
     # The local ACS's self-signed CA; ACS in Azure has a publicly trusted certificate.
     "REDDYTALK_ACS_CA_FILE",
+    # Tests serve their own signing keys; Azure uses the tenant's Entra ID configuration.
+    "REDDYTALK_ADMIN_OPENID_CONFIG_URL",
+    # The embedded profile's local admin token (scripts/local_stack.py); Azure takes Entra ID
+    # tokens only.
+    "REDDYTALK_ADMIN_TOKEN",
     # The espeak-ng voice of the embedded text to speech.
     "REDDYTALK_VOICE",
     # Conversation tuning: the code's defaults are the tuned values; set them in Azure only

@@ -46,7 +46,10 @@ KEYS = [
     "voice",
     "languages",
     "ehr",
+    "admins",
 ]
+ADMIN = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+GROUP = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
 MISSING = object()  # a mutation that removes the key
 
 
@@ -88,6 +91,7 @@ def _document() -> dict[str, Any]:
             "base_url": "https://fhir.example.org/r4",
             "credentials_secret": "clinic-ehr-secret",
         },
+        "admins": [ADMIN, GROUP],
     }
 
 
@@ -201,6 +205,15 @@ MUTATIONS = [
         "s3cr3t",
         "unknown field (did you mean credentials_secret?); expected one of: kind,",
     ),
+    ("admins", ADMIN, "is not a list; expected Entra ID object ids (GUIDs)"),
+    (
+        "admins[0]",
+        "alice@example.org",
+        '"alice@example.org" is not an Entra ID object id; expected',
+    ),
+    ("admins[0]", ADMIN[:-1], "is not an Entra ID object id; expected a GUID"),
+    ("admins[0]", 42, "42 is not text"),
+    ("admins[1]", ADMIN.upper(), "is listed twice"),
     ("colour", "red", "unknown field; expected one of: id, name, phone_numbers,"),
     ("provider", [], "unknown field (did you mean providers?)"),
 ]
@@ -254,8 +267,15 @@ def test_a_valid_file_parses_to_the_clinic() -> None:
         voice_id="21m00Tcm4TlvDq8ikWAM",
         languages=("en-US", "es-US"),
         ehr=EhrConnection("fhir", "https://fhir.example.org/r4", "clinic-ehr-secret"),
+        admins=(ADMIN, GROUP),
     )
     assert parse_clinic_yaml(clinic_to_yaml(clinic)) == clinic
+
+
+def test_admins_are_read_in_lowercase() -> None:
+    document = _document()
+    document["admins"] = [ADMIN.upper()]
+    assert _parse(document).admins == (ADMIN,)
 
 
 def test_optional_keys_left_out_or_empty_take_the_domain_defaults() -> None:
@@ -539,6 +559,7 @@ def _clinics(draw: st.DrawFn) -> Clinic:
         )
         if fhir
         else EhrConnection(),
+        admins=tuple(draw(st.lists(st.uuids().map(str), max_size=3, unique=True))),
     )
 
 
