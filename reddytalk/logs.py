@@ -3,7 +3,8 @@
 The rule is that nothing spoken or heard is logged at all; redaction is the
 second line of defence for what slips through: numbers that look like phone
 numbers or dates, e-mail addresses, and the names this call has learnt (the
-tools :func:`remember_phi` them as soon as the caller says who they are).
+tools :func:`remember_phi` them as soon as the caller says who they are). Credentials
+that ride in URLs (a JWT, a ``token=`` parameter) are redacted too.
 
 :func:`install_redaction` redacts every log record when it is made, whichever
 logger or handler it goes to, so it also covers the Functions host's own
@@ -36,6 +37,11 @@ _known_phi: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
 _MIN_WORD = 2
 
 _PATTERNS = (
+    # Credentials, before the rest: a JWT anywhere (a call's tools token, an admin's
+    # bearer token), and the value of a token= or code= query parameter (uvicorn logs a
+    # WebSocket's whole URL when it accepts it, and ACS's media URL carries the token).
+    re.compile(r"\beyJ[\w-]*\.[\w-]+\.[\w-]*"),
+    re.compile(r"(?:(?<=[?&]token=)|(?<=[?&]code=)|(?<=[?&]sig=))[^&\s\"']+"),
     re.compile(r"\+?\d[\d\s().-]{6,}\d"),  # phone numbers and long digit runs
     re.compile(r"\b\d{4}-\d{2}-\d{2}\b"),  # ISO dates (dates of birth)
     re.compile(r"\b\d{1,2}/\d{1,2}/\d{2,4}\b"),  # US dates

@@ -24,6 +24,19 @@ def test_phi_shaped_text_is_redacted() -> None:
     assert line == "call from [redacted], born [redacted] or [redacted], [redacted]"
 
 
+def test_credentials_in_urls_are_redacted() -> None:
+    """uvicorn logs a WebSocket's URL as it accepts it; ACS's media URL carries the
+    call's tools token (a JWT), which must not reach a log."""
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjYWxsLTEifQ.-ub5InJu81wa_vJ2c7sGSqfl_OzfFBXxlxZ"
+    line = redact(f'"WebSocket /calls/abc?clinic=reddy&token={jwt}" [accepted]')
+    assert line == '"WebSocket /calls/abc?clinic=reddy&token=[redacted]" [accepted]'
+    assert redact(f"Authorization: Bearer {jwt}") == "Authorization: Bearer [redacted]"
+    assert redact("/cb?code=abc123&state=x") == "/cb?code=[redacted]&state=x"
+    assert redact("the clinic reddy-family-clinic answered") == (
+        "the clinic reddy-family-clinic answered"
+    )
+
+
 def test_names_the_call_learnt_are_redacted_in_its_own_lines_only() -> None:
     async def call(name: str) -> tuple[str, str]:
         bind_call(call_id=f"c-{name}", clinic_id="k")
