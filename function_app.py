@@ -2,7 +2,7 @@
 
 import azure.durable_functions as df
 
-from functions import calls, health, manage, tools
+from functions import calls, console, health, manage, tools
 from orchestrations import workflows
 from reddytalk.logs import install_redaction
 
@@ -10,6 +10,7 @@ install_redaction()  # the host's log handler is not ours: redact records as the
 
 app = df.DFApp()
 app.register_functions(calls.bp)
+app.register_functions(console.bp)
 app.register_functions(health.bp)
 app.register_functions(manage.bp)
 app.register_functions(tools.bp)

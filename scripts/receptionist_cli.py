@@ -179,7 +179,7 @@ async def _run(args: argparse.Namespace, settings: Settings, command: str) -> in
 
                 local = await stack.enter_async_context(local_stack(settings))
                 url = local.phone_url
-                admin = (f"{local.functions_url}/api/manage/clinics", local.admin_token)
+                admin = (local.functions_url, local.admin_token)
         results = []
         for scenario in scenarios:
             wav = Path(args.wav_dir) / f"{scenario.name}.wav" if args.wav_dir else None
@@ -194,9 +194,9 @@ async def _run(args: argparse.Namespace, settings: Settings, command: str) -> in
             print(f"The receptionist is answering at {url}/calls/<call-id>?to=%2B15550100200 "
                   "(Ctrl-C to stop)", flush=True)  # fmt: skip
             if admin is not None:
-                print(f"The admin API is at {admin[0]}, with the header "
-                      f"'Authorization: Bearer {admin[1]}' (kept in "
-                      f"{settings.data_dir}/admin-token)", flush=True)  # fmt: skip
+                print(f"The admin console is at {admin[0]}/api/console and the admin API at "
+                      f"{admin[0]}/api/manage/clinics; the admin token is {admin[1]} (kept "
+                      f"in {settings.data_dir}/admin-token)", flush=True)  # fmt: skip
             await asyncio.Event().wait()
     return 0
 

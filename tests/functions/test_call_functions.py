@@ -387,8 +387,8 @@ def test_the_app_registers_the_call_functions_with_their_triggers() -> None:
     }
     manage = {"manage_clinics", "manage_clinic", "manage_calls", "manage_call",
               "manage_call_audit", "manage_messages", "manage_message_done"}  # fmt: skip
-    expected = {"incoming_call", "call_events", "healthz", "tools", *manage, *WORKFLOWS,
-                *ACTIVITIES}  # fmt: skip
+    expected = {"incoming_call", "call_events", "healthz", "tools", "console", "console_file",
+                *manage, *WORKFLOWS, *ACTIVITIES}  # fmt: skip
     assert set(bindings) == expected
     for name in manage:  # the admin API: routes under manage/ (the host reserves admin/)
         assert bindings[name]["httpTrigger"]["route"].startswith("manage/clinics")
