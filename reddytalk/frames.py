@@ -75,9 +75,14 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class Say:
-    """Text for the caller to hear; one clause or sentence at a time."""
+    """Text for the caller to hear; one clause or sentence at a time.
+
+    ``is_filler``: a cached acknowledgement or holding phrase ("Let me check.", "One
+    moment."), said while the answer is being worked out: not the answer's content.
+    """
 
     text: str
+    is_filler: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +117,9 @@ class TurnTimings:
     first_policy_text_ms: float | None = None
     first_tts_audio_ms: float | None = None
     first_frame_sent_ms: float | None = None
+    first_content_sent_ms: float | None = None
+    """The first frame of words that answer the caller (not a filler such as "Let me
+    check."): the issue's "first content", on the worker's clock."""
     was_interrupted: bool = False
     tier: str | None = None
     """Who answered the turn (the policy's ``last_tier``)."""
@@ -139,4 +147,5 @@ class TurnTimings:
             "first_policy_text": since(self.first_policy_text_ms),
             "first_tts_audio": since(self.first_tts_audio_ms),
             "first_frame_sent": since(self.first_frame_sent_ms),
+            "first_content_sent": since(self.first_content_sent_ms),
         }

@@ -150,7 +150,7 @@ async function loadCalls(before = null) {
       `${call.duration_s} s`,
       call.outcome,
       turns.map((t) => t.tier || "–").join(", "),
-      turns.map((t) => (typeof t.first_frame_ms === "number" ? Math.round(t.first_frame_ms) : "–")).join(", "),
+      turns.map((t) => `${ms(t.first_frame_ms)} / ${ms(t.first_content_ms)}`).join(", "),
       opener,
     ], 1);
     tr.dataset.callId = call.call_id;
@@ -232,16 +232,27 @@ function svg(tag, attributes = {}, text = null) {
   return node;
 }
 
+function ms(value) {
+  return typeof value === "number" ? String(Math.round(value)) : "–";
+}
+
+// Two series per turn: first sound (any first frame, a cached "Let me check." too) and
+// first content (the first frame of the words that answer the caller).
+const SERIES = [
+  { key: "first_frame_ms", name: "first sound", shape: "dot sound" },
+  { key: "first_content_ms", name: "first content", shape: "dot content" },
+];
+
 function drawLatency() {
-  const points = calls.flatMap((c) => (c.turns || [])
-    .filter((t) => typeof t.first_frame_ms === "number")
-    .map((t) => ({ x: Date.parse(c.started_at), y: t.first_frame_ms, call: c, turn: t })));
+  const points = calls.flatMap((c) => (c.turns || []).flatMap((t) => SERIES
+    .filter((s) => typeof t[s.key] === "number")
+    .map((s) => ({ x: Date.parse(c.started_at), y: t[s.key], call: c, turn: t, series: s }))));
   const width = 640, height = 260, left = 56, right = 16, top = 12, bottom = 40;
   const chart = svg("svg", {
     viewBox: `0 0 ${width} ${height}`, role: "img", class: "chart",
-    "aria-label": `First sound per turn: ${points.length} turns of ${calls.length} calls`,
+    "aria-label": `First sound and first content per turn: ${points.length} points of ${calls.length} calls`,
   });
-  chart.append(svg("title", {}, "First sound per turn over time"));
+  chart.append(svg("title", {}, "First sound and first content per turn over time"));
   const xs = points.map((p) => p.x), ys = points.map((p) => p.y);
   const x0 = Math.min(...xs, Date.now()) - 60_000, x1 = Math.max(...xs, Date.now()) + 60_000;
   const y1 = Math.max(1000, ...ys) * 1.1;
@@ -258,10 +269,20 @@ function drawLatency() {
   chart.append(svg("text", { x: (left + width) / 2, y: height - 4, "text-anchor": "middle" }, "call start time"));
   chart.append(svg("text", { x: 12, y: top + 10, "text-anchor": "start" }, "ms"));
   for (const p of points) {
-    const dot = svg("circle", { cx: sx(p.x), cy: sy(p.y), r: 4, class: `dot tier-${p.turn.tier || "none"}` });
-    dot.append(svg("title", {}, `${when(p.call.started_at)}, turn ${p.turn.turn}: ${Math.round(p.y)} ms (${p.turn.tier || "no tier"})`));
+    const attributes = { class: `${p.series.shape} tier-${p.turn.tier || "none"}` };
+    const dot = p.series.key === "first_frame_ms"
+      ? svg("circle", { ...attributes, cx: sx(p.x), cy: sy(p.y), r: 4 })
+      : svg("rect", { ...attributes, x: sx(p.x) - 4, y: sy(p.y) - 4, width: 8, height: 8 });
+    dot.append(svg("title", {}, `${when(p.call.started_at)}, turn ${p.turn.turn}, ${p.series.name}: ${Math.round(p.y)} ms (${p.turn.tier || "no tier"})`));
     chart.append(dot);
   }
+  SERIES.forEach((s, i) => {  // the legend: circle = first sound, square = first content
+    const y = top + 8 + i * 16, x = width - right - 130;
+    chart.append(s.key === "first_frame_ms"
+      ? svg("circle", { cx: x, cy: y, r: 4, class: s.shape })
+      : svg("rect", { x: x - 4, y: y - 4, width: 8, height: 8, class: s.shape }));
+    chart.append(svg("text", { x: x + 10, y: y + 4, "text-anchor": "start" }, s.name));
+  });
   $("latency-chart").replaceChildren(chart);
   $("latency-section").hidden = false;
 }

@@ -275,6 +275,7 @@ _STAGES = {
     "first_policy_text_ms": "first_policy_text_ms",
     "first_tts_audio_ms": "first_tts_audio_ms",
     "first_frame_ms": "first_frame_sent_ms",
+    "first_content_ms": "first_content_sent_ms",
 }
 
 

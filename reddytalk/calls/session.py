@@ -142,6 +142,7 @@ class _Utterance:
     text: str
     timings: TurnTimings | None
     pcm: list[bytes] | None = None  # pre-synthesized audio (the greeting)
+    is_filler: bool = False  # an acknowledgement or holding phrase, not the answer
     is_started: bool = False
     is_dropped: bool = False  # interrupted: none of its frames may go out any more
     is_noted: bool = False  # in the transcript (or never started): accounted for
@@ -478,7 +479,7 @@ class CallSession:
                 if timings.first_policy_text_ms is None:
                     timings.first_policy_text_ms = self.now_ms()
                 self._in_flight += 1
-                utterance = _Utterance(output.text, timings)
+                utterance = _Utterance(output.text, timings, is_filler=output.is_filler)
                 answer.queued.append(utterance)
                 self._speech_queue.put_nowait(utterance)
             else:
@@ -571,7 +572,9 @@ class CallSession:
         """Say again what a false interruption cut, from the start of the cut sentence."""
         for item in cut:
             self._in_flight += 1
-            self._speech_queue.put_nowait(_Utterance(item.text, timings, item.pcm))
+            self._speech_queue.put_nowait(
+                _Utterance(item.text, timings, item.pcm, is_filler=item.is_filler)
+            )
         if ending is not None:
             self._speech_queue.put_nowait(ending)
 
@@ -685,8 +688,11 @@ class CallSession:
                 now = self.now_ms()
                 if item.timings is None:
                     self.summary.greeting_first_frame_ms = now
-                elif item.timings.first_frame_sent_ms is None:
-                    item.timings.first_frame_sent_ms = now
+                else:
+                    if item.timings.first_frame_sent_ms is None:
+                        item.timings.first_frame_sent_ms = now
+                    if not item.is_filler and item.timings.first_content_sent_ms is None:
+                        item.timings.first_content_sent_ms = now
 
     @property
     def _is_answering(self) -> bool:

@@ -556,7 +556,7 @@ class ReceptionistPolicy:
         )
         # Said before the write, so the caller hears an answer at once while the EHR
         # works: a booking is a Durable orchestration in the cloud (hundreds of ms).
-        yield Say("One moment.")
+        yield Say("One moment.", is_filler=True)
         if self._intent is Intent.CANCEL and self._target is not None:
             yield await self._tools.cancel(appointment=self._target)
             yield Say(f"Done. Your appointment, {details}, is cancelled.")

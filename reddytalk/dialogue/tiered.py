@@ -209,7 +209,7 @@ class TieredPolicy:
         tier = Tier.COMPLEX if is_complex else Tier.FAST
         self.last_tier = tier
         if self._acknowledge:
-            yield Say(acknowledgement(heard.text, is_complex=is_complex))
+            yield Say(acknowledgement(heard.text, is_complex=is_complex), is_filler=True)
         try:
             async for output in self._answer_with_model(
                 heard.text, tier, acknowledged=self._acknowledge
@@ -314,7 +314,7 @@ class TieredPolicy:
                 async for event in stream:
                     if isinstance(event, FirstTokenLate) and not held[0]:
                         held[0] = True
-                        yield Say(HOLDING_PHRASE)
+                        yield Say(HOLDING_PHRASE, is_filler=True)
                     elif isinstance(event, Clause):
                         done.clauses.append(event.text)
                         yield Say(event.text)

@@ -525,6 +525,33 @@ def test_each_turn_records_monotonic_stage_timings() -> None:
     assert all(value is not None and value >= 0 for value in durations.values()), durations
 
 
+def test_first_content_is_the_first_frame_after_any_filler() -> None:
+    """A cached "Let me check." is first sound, not first content; without a filler the
+    first frame is both."""
+    filler = "Let me check."
+    tts = ToneSpeech({GREETING: 60, filler: 40, HOURS: 100, SATURDAY: 100})
+    policy = ScriptedPolicy({
+        ASKED_HOURS: [Say(filler, is_filler=True), 0.2, Say(HOURS)],
+        ASKED_SATURDAY: [Say(SATURDAY)],
+    })  # fmt: skip
+
+    async def script(line: Line) -> None:
+        await _greeted(line)
+        await _turn(line)
+        await line.until(lambda: line.has_said(HOURS))
+        await _turn(line)
+        await line.until(lambda: line.has_said(SATURDAY))
+
+    summary, _, _ = _call(script, policy=policy, tts=tts, transcripts=[ASKED_HOURS, ASKED_SATURDAY])
+
+    filled, plain = summary.turns
+    assert filled.first_frame_sent_ms is not None and filled.first_content_sent_ms is not None
+    # The content waited for the policy's 200 ms of thought behind the filler.
+    assert filled.first_content_sent_ms - filled.first_frame_sent_ms >= 150
+    assert plain.first_content_sent_ms == plain.first_frame_sent_ms is not None
+    assert filled.stage_durations_ms()["first_content_sent"] is not None
+
+
 BARGE_IN_FRAMES = 10
 TURN_MESSAGES = TURN_VOICED_FRAMES + END_OF_TURN_FRAMES
 

@@ -91,6 +91,8 @@ def _use_console(driver: WebDriver, stack: LocalStack, call: CallReport, shots: 
     assert cells[1] == "hidden" and cells[3] == "message_taken", cells
     assert cells[5] and cells[5] != "–", cells  # the per-turn latencies
     wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "#latency-chart circle")))
+    # First content is charted too (squares; the deterministic answers have no filler).
+    wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "#latency-chart rect.content")))
     driver.save_screenshot(str(shots / "console-calls.png"))
 
     row.find_element(By.TAG_NAME, "button").send_keys(Keys.ENTER)  # by keyboard

@@ -269,6 +269,7 @@ def test_a_late_first_token_says_one_moment_once(call: Call) -> None:
                           _chunk({}, "stop")]  # fmt: skip
     _, _, [turn] = _run(call, [script], "are you guys around after work", late_ms=50)
     assert _says(turn) == [HOLDING_PHRASE, "Sure.", "We are open late."]
+    assert [o.is_filler for o in turn if isinstance(o, Say)] == [True, False, False]
 
 
 def test_two_errors_fall_back_to_the_deterministic_policy(call: Call) -> None:
@@ -322,6 +323,9 @@ def test_a_turn_for_the_model_is_acknowledged_at_once_with_a_fitting_cached_phra
                             "i have a problem with my bill", acknowledge=True)  # fmt: skip
     assert _says(turns[0]) == ["Let me check.", "We accept most major insurance plans."]
     assert _says(turns[1]) == ["Okay.", "I can pass that on to our billing team."]
+    # Marked as fillers, so the call's first content is the model's first sentence.
+    fillers = [[o.is_filler for o in turn if isinstance(o, Say)] for turn in turns]
+    assert fillers == [[True, False], [True, False]]
     assert set(ACKNOWLEDGEMENTS) <= set(DEFAULT_PHRASES)  # replayed from the voice's cache
     # The acknowledgement is not the model's: it never sees it in the conversation.
     sent = server.requests[1].body["messages"]

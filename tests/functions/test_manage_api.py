@@ -108,7 +108,8 @@ async def _seed(store: CallStore) -> None:
                 tool_calls=({"name": "find_slots", "arguments": {}, "result": {}},),
                 turn_timings=({"turn": 1, "caller_speech_end_ms": 1000.0,
                                "turn_end_decided_ms": 1400.0, "first_frame_sent_ms": 1650.5,
-                               "tier": "deterministic", "was_interrupted": False},),
+                               "first_content_sent_ms": 1890.0, "tier": "deterministic",
+                               "was_interrupted": False},),
             )
         )  # fmt: skip
         await store.save_call_number(call_id, clinic_id, party="caller", number=CALLER)
@@ -245,8 +246,9 @@ def test_a_clinic_admin_sees_their_clinic_and_nothing_of_another(
             "call-a", 95.0, "hidden"
         )  # fmt: skip
         assert call["turns"][0]["tier"] == "deterministic"
-        assert (call["turns"][0]["end_of_turn_ms"], call["turns"][0]["first_frame_ms"]) == (
-            400.0, 650.5
+        turn = call["turns"][0]
+        assert (turn["end_of_turn_ms"], turn["first_frame_ms"], turn["first_content_ms"]) == (
+            400.0, 650.5, 890.0
         )  # fmt: skip
         assert "transcript" not in call
 
