@@ -126,7 +126,8 @@ def _linda_visit_start(clinic: Clinic, today: dt.date) -> dt.datetime:
 
 
 async def seed_demo(store: SqliteStore, ehr: EmbeddedEhr, *, today: dt.date) -> None:
-    """Seed the demo clinic, its number, 14 days of slots, three patients, one visit.
+    """Seed the demo clinic (unless saved before), its number, 14 days of slots, three
+    patients, one visit.
 
     Idempotent: a second call with the same ``today`` on the same file changes
     nothing. Slots already present (booked or freed since) keep their state.
@@ -136,8 +137,12 @@ async def seed_demo(store: SqliteStore, ehr: EmbeddedEhr, *, today: dt.date) -> 
         ehr: Where slots, patients and the appointment go (same SQLite file).
         today: The first seeded day, in the clinic's time zone.
     """
-    clinic = demo_clinic()
-    await store.save_clinic(clinic)
+    # Saved once: an admin's later change (scripts/clinic update) survives each start.
+    # A removed demo clinic comes back, as the demo needs it.
+    clinic = await store.get_clinic(DEMO_CLINIC_ID)
+    if clinic is None:
+        clinic = demo_clinic()
+        await store.save_clinic(clinic)
     slots = clinic_slots(clinic, today=today)
     linda_start = _linda_visit_start(clinic, today)
     linda_slot = _slot_id(clinic.clinic_id, "dr-chen", linda_start)

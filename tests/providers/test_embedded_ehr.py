@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import sqlite3
 from collections.abc import Iterator
@@ -159,6 +160,18 @@ def test_seeding_twice_changes_nothing(seeded: Env) -> None:
     asyncio.run(seed_demo(seeded.store, seeded.ehr, today=TODAY))
 
     assert seeded.dump() == before
+
+
+def test_seeding_again_keeps_an_admins_change_to_the_demo_clinic(seeded: Env) -> None:
+    changed = dataclasses.replace(
+        demo_clinic(), greeting="Reddy Family Clinic, hello.", other_phone_numbers=("+15550100201",)
+    )
+    asyncio.run(seeded.store.save_clinic(changed))  # as scripts/clinic update does
+
+    asyncio.run(seed_demo(seeded.store, seeded.ehr, today=TODAY + dt.timedelta(days=1)))
+
+    assert asyncio.run(seeded.store.get_clinic(DEMO_CLINIC_ID)) == changed
+    assert asyncio.run(seeded.store.find_clinic_by_number("+15550100201")) == changed
 
 
 def test_seeding_on_a_later_day_adds_days_but_no_second_visit(seeded: Env) -> None:
