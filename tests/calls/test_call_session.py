@@ -787,7 +787,11 @@ def test_a_settled_hypothesis_ends_the_turn_early_and_is_answered_before_the_fin
     assert recognizer.finished_at == [1 + TURN_VOICED_FRAMES + 6]
     (timings,) = summary.turns
     assert timings.turn_end_decided_ms is not None and timings.caller_speech_end_ms is not None
-    assert timings.turn_end_decided_ms - timings.caller_speech_end_ms == pytest.approx(120, abs=1)
+    # The frame is pinned above; on the wall clock, 6 frames of real-time streaming give
+    # or take the event loop's jitter (1 ms was too tight: a CI run measured 121.07).
+    silence_ms = timings.turn_end_decided_ms - timings.caller_speech_end_ms
+    assert silence_ms == pytest.approx(120, abs=15)
+    assert silence_ms < TUNING.end_of_turn_silence_ms  # ended before the full silence
     assert policy.heard == [ASKED_HOURS] and policy.finals == [False]
     assert timings.first_frame_sent_ms is not None and timings.transcript_final_ms is not None
     assert timings.first_frame_sent_ms < timings.transcript_final_ms  # answered first
