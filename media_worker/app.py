@@ -4,7 +4,10 @@ ACS connects to ``/calls/{call_id}`` with bidirectional media streaming (see
 ``reddytalk.telephony.acs_media`` for the message shapes and their source). The
 clinic comes from the query string: ``clinic`` (its id, as the Functions app will
 put it in the stream URL) or ``to`` (the dialled number, as the local caller sends
-it). An unknown clinic is refused before the WebSocket is accepted.
+it). An unknown clinic is refused before the WebSocket is accepted. ``transcript=1``
+asks for the live transcript (``TranscriptionData`` lines beside the audio): the Functions
+app never puts it in the URL it gives ACS (ACS has no such message); the local phone
+line adds it for a caller that asked, the browser softphone.
 
 ACS signs every media WebSocket connect request with a JWT (``Authorization:
 Bearer``; learn.microsoft.com, "How to secure webhook endpoints and websocket
@@ -148,6 +151,7 @@ async def _take_call(websocket: WebSocket, clinic: Clinic, receive: Receive, sen
         inbound=_Inbound(receive, direct),
         send=_sender(send, direct),
         call_token=websocket.query_params.get("token"),
+        live_transcript=websocket.query_params.get("transcript") == "1",
     )
     # The caller has usually hung up already: closing again raises (uvicorn's
     # ClientDisconnected, an OSError, or RuntimeError after a close).

@@ -182,6 +182,8 @@ class LocalAcs:
         requests: Every REST request, in order; ``answered``: the calls it answered.
         pstn_url: ``ws://127.0.0.1:<port>``: dial ``<it>/calls/{call_id}?to=<E.164>``.
         calls: Every call dialled, by call id (its state, who ended it, its callbacks).
+        browser_origins: The web origins whose pages may dial (``Origin`` header); a
+            caller that sends no ``Origin`` (not a browser) may always dial.
     """
 
     def __init__(
@@ -194,6 +196,7 @@ class LocalAcs:
     ) -> None:
         self.resource_id = resource_id
         self.event_grid_url = event_grid_url
+        self.browser_origins: set[str] = set()
         self.issuer = ACS_ISSUER
         self.access_key = secrets.token_bytes(32)
         self.requests: list[Recorded] = []

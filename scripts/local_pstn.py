@@ -18,6 +18,13 @@
    stays up without audio, as in ACS).
 4. Every message is relayed both ways unchanged: the caller already sends ACS's inbound
    shape and the media worker ACS's outbound one.
+
+   Two things real ACS does not have, for the browser softphone (``functions/console/``):
+   a caller that dials with ``&transcript=1`` gets the live transcript (the media URL the
+   answer gave is connected with ``transcript=1`` added, and the media worker then sends
+   ``TranscriptionData`` lines beside the audio); and a browser (a request with an
+   ``Origin``) may only call from an origin in ``LocalAcs.browser_origins`` (the local
+   console's), so that no other web page the developer opens can place calls.
 5. The caller closing, the media worker closing, ``:terminate`` (or ``DELETE``) on the
    connection, or ``:transferToParticipant`` (``CallTransferAccepted`` first: the call left
    ReddyTalk) ends the call: both sockets close with 1000, then ``CallDisconnected``.
@@ -39,7 +46,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 from aiohttp import web
@@ -94,6 +101,12 @@ def _is_loopback(url: str) -> bool:
     return urlsplit(url).hostname in _LOOPBACK_HOSTS
 
 
+def _with_query(url: str, **params: str) -> str:
+    parts = urlsplit(url)
+    query = urlencode([*parse_qsl(parts.query, keep_blank_values=True), *params.items()])
+    return urlunsplit(parts._replace(query=query))
+
+
 def _phone(number: str) -> dict[str, Any]:
     return {"kind": "phoneNumber", "rawId": f"4:{number}", "phoneNumber": {"value": number}}
 
@@ -109,6 +122,7 @@ class _Line:
         self.ended = asyncio.Event()
         self.outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self.sender: asyncio.Task[None] | None = None
+        self.live_transcript = False  # the caller asked for TranscriptionData lines
 
     def decide(self, outcome: AnsweredCall | str) -> None:
         if not self.decision.done():
@@ -222,6 +236,10 @@ class LocalPstn:
             return web.Response(status=400, text="dial /calls/{call id}?to=<E.164 number>")
         if not web.WebSocketResponse().can_prepare(request).ok:
             return web.Response(status=426, text="a call is a WebSocket")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in self._acs.browser_origins:
+            log.warning("call %s refused: a web page of another origin dialled", call_id)
+            return web.Response(status=403, text="this page may not place calls")
         if call_id in self._lines:
             return web.Response(status=409, text="this call id is in a call")
         url = self._acs.event_grid_url
@@ -232,6 +250,7 @@ class LocalPstn:
         assert task is not None
         self._handlers.add(task)
         line = _Line(PhoneCall(call_id=call_id))
+        line.live_transcript = request.query.get("transcript") == "1"
         self.calls[call_id] = line.call
         self._lines[call_id] = line
         try:
@@ -306,6 +325,8 @@ class LocalPstn:
         url = options.get("transportUrl")
         if not isinstance(url, str) or options.get("startMediaStreaming") is False:
             return None  # no stream asked for now (startMediaStreaming is not modelled)
+        if line.live_transcript:
+            url = _with_query(url, transcript="1")
         headers = {
             "Authorization": f"Bearer {self._acs.sign(lifetime_s=_MEDIA_TOKEN_LIFETIME_S)}",
             "x-ms-call-correlation-id": line.call.call_id,

@@ -142,6 +142,7 @@ class Receptionist:
         inbound: AsyncIterator[str],
         send: Callable[[str], Awaitable[None]],
         call_token: str | None = None,
+        live_transcript: bool = False,
     ) -> CallSummary:
         """Hold one call until it ends, then store its record.
 
@@ -151,6 +152,8 @@ class Receptionist:
         failure there is logged (its class only) and the call goes on.
 
         ``call_token`` is the tools token from the media URL (cloud profile).
+        ``live_transcript``: send the caller each transcript line as it comes (see
+        :class:`~reddytalk.calls.session.CallSession`).
         """
         bind_call(call_id=call_id, clinic_id=clinic.clinic_id)
         started_at = self._clock()
@@ -167,6 +170,7 @@ class Receptionist:
             tts=tts,
             greeting_audio=functools.partial(self.greeting_audio, tts=tts),
             tuning=self._tuning,
+            live_transcript=live_transcript,
         )
         log.info("call started")
         in_progress = asyncio.create_task(

@@ -178,6 +178,9 @@ class CallSession:
         tts: Text to speech.
         greeting_audio: Optional cache lookup: (text, rate) → PCM of the greeting.
         tuning: Timing knobs.
+        live_transcript: Send each line of the transcript to the caller as it is heard
+            or said (``TranscriptionData``; only for a local caller that asked, such as
+            the browser softphone: ACS has no such message).
     """
 
     def __init__(
@@ -188,8 +191,12 @@ class CallSession:
         tts: TextToSpeech,
         greeting_audio: Callable[[str, int], Awaitable[bytes]] | None = None,
         tuning: CallTuning = _DEFAULT_TUNING,
+        live_transcript: bool = False,
     ) -> None:
         self._policy = policy
+        self._live_transcript = live_transcript
+        self._caller_raw_id = ""  # the caller's participantRawID, for its live lines
+        self._aside: set[asyncio.Task[None]] = set()  # live lines being sent
         self._recognizer_pending = recognizer
         self._recognizer: SpeechRecognizer | None = None
         self._tts = tts
@@ -302,6 +309,8 @@ class CallSession:
             log.warning("skipped a malformed media message: %s", error)
             return
         if isinstance(message, AudioChunk):
+            if not self._caller_raw_id:
+                self._caller_raw_id = message.participant_raw_id or "caller"
             self._on_audio(message.pcm)
         elif isinstance(message, AudioFormat):
             self._on_metadata(message)
@@ -449,6 +458,7 @@ class CallSession:
                 heard = await pending
                 timings.transcript_final_ms = self.now_ms()
                 self.summary.transcript.append(("caller", heard.text))
+                self._publish("caller", heard.text, is_final=True)
             if heard is not None:
                 if not heard.text:
                     log.info("turn %d: nothing recognized", timings.turn)
@@ -498,6 +508,7 @@ class CallSession:
         timings.early = True
         entry = len(self.summary.transcript)
         self.summary.transcript.append(("caller", hypothesis))
+        self._publish("caller", hypothesis, is_final=False)
         restore = self._policy.checkpoint()
         answer = _Answer()
         final = asyncio.ensure_future(pending)
@@ -521,6 +532,7 @@ class CallSession:
         finally:
             final.cancel()  # nothing once it is done; else this task is being cancelled
         self.summary.transcript[entry] = ("caller", heard.text)  # the record keeps the final
+        self._publish("caller", heard.text, is_final=True)
         if not answer.revised:
             return None
         if not answer.withdrawn:
@@ -685,6 +697,7 @@ class CallSession:
             async with self._send_lock:
                 await self._send(frame.message)
             if first:
+                self._publish("receptionist", item.text, is_final=False)
                 now = self.now_ms()
                 if item.timings is None:
                     self.summary.greeting_first_frame_ms = now
@@ -693,6 +706,25 @@ class CallSession:
                         item.timings.first_frame_sent_ms = now
                     if not item.is_filler and item.timings.first_content_sent_ms is None:
                         item.timings.first_content_sent_ms = now
+
+    def _publish(self, speaker: str, text: str, *, is_final: bool) -> None:
+        """Send a line of the live transcript, if the caller asked for it (beside the
+        frames, under the same lock: a line never splits or delays a frame in flight)."""
+        if not self._live_transcript or self._send is None or self._is_over or not text:
+            return
+        raw_id = self._caller_raw_id if speaker == "caller" else acs_media.RECEPTIONIST_RAW_ID
+        message = acs_media.encode_transcription(text, participant_raw_id=raw_id, is_final=is_final)
+        task = asyncio.create_task(self._send_aside(message), name="live-transcript")
+        self._aside.add(task)
+        task.add_done_callback(self._aside.discard)
+
+    async def _send_aside(self, message: str) -> None:
+        assert self._send is not None
+        try:
+            async with self._send_lock:
+                await self._send(message)
+        except Exception as error:  # the caller hung up: the line has nobody to go to
+            log.info("a live transcript line was not sent: %s", type(error).__name__)
 
     @property
     def _is_answering(self) -> bool:
@@ -707,6 +739,7 @@ class CallSession:
         if item.is_started:
             suffix = " [interrupted]" if interrupted else ""
             self.summary.transcript.append(("receptionist", item.text + suffix))
+            self._publish("receptionist", item.text + suffix, is_final=True)
             if interrupted and item.timings is not None:
                 item.timings.was_interrupted = True
 

@@ -30,6 +30,7 @@ from reddytalk.errors import MalformedMessage
 from reddytalk.frames import AudioChunk, AudioFormat, DtmfTone
 
 __all__ = [
+    "RECEPTIONIST_RAW_ID",
     "STOP_AUDIO",
     "SUPPORTED_SAMPLE_RATES_HZ",
     "InboundMessage",
@@ -37,6 +38,7 @@ __all__ = [
     "encode_audio_data",
     "encode_audio_metadata",
     "encode_dtmf",
+    "encode_transcription",
     "frame_bytes_for",
     "parse_inbound",
     "parse_outbound",
@@ -49,6 +51,9 @@ STOP_AUDIO = json.dumps({"Kind": "StopAudio", "AudioData": None, "StopAudio": {}
 """Outbound: flush the audio ACS has queued for playback (used on barge-in)."""
 
 InboundMessage = AudioFormat | AudioChunk | DtmfTone
+
+RECEPTIONIST_RAW_ID = "reddytalk:receptionist"
+"""The ``participantRawID`` of the receptionist's lines in a live transcript."""
 
 
 def frame_bytes_for(sample_rate_hz: int) -> int:
@@ -185,6 +190,30 @@ def encode_audio_data(pcm: bytes, *, timestamp: str, participant_raw_id: str) ->
 def encode_dtmf(tone: str) -> str:
     """Inbound ``DtmfData`` (the local caller uses this)."""
     return json.dumps({"kind": "DtmfData", "dtmfData": {"data": tone}})
+
+
+def encode_transcription(text: str, *, participant_raw_id: str, is_final: bool) -> str:
+    """Outbound ``TranscriptionData``: one line of the live transcript, for a local caller.
+
+    Not part of ACS's media streaming protocol, and never sent to ACS: the media worker
+    sends it only on a stream whose URL asks for it (``transcript=1``, which the browser
+    softphone's local phone line adds). Its shape is ACS's real-time transcription
+    message (azure-docs ``how-tos/call-automation/real-time-transcription-tutorial.md``):
+    ``{"kind": "TranscriptionData", "transcriptionData": {"text", "format": "display",
+    "participantRawID", "resultStatus": "Intermediate" | "Final"}}``; the speaker is
+    told by ``participantRawID`` (:data:`RECEPTIONIST_RAW_ID` for the receptionist).
+    """
+    return json.dumps(
+        {
+            "kind": "TranscriptionData",
+            "transcriptionData": {
+                "text": text,
+                "format": "display",
+                "participantRawID": participant_raw_id,
+                "resultStatus": "Final" if is_final else "Intermediate",
+            },
+        }
+    )
 
 
 def _kind_name(kind: object) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -254,6 +255,7 @@ class Line:
         self._next_at: float | None = None
         self.delivered = 0
         self.sent: list[Sent] = []
+        self.lines: list[tuple[str, str, str]] = []  # live transcript: (raw id, text, status)
         self.session: CallSession | None = None
         self.call: asyncio.Task[CallSummary] | None = None
 
@@ -263,6 +265,10 @@ class Line:
             yield text
 
     async def send(self, message: str) -> None:
+        if message.startswith('{"kind": "TranscriptionData"'):
+            data = json.loads(message)["transcriptionData"]
+            self.lines.append((data["participantRawID"], data["text"], data["resultStatus"]))
+            return
         self.sent.append(Sent(time.monotonic(), acs_media.parse_outbound(message), self.delivered))
 
     def put(self, text: str) -> None:
@@ -342,6 +348,7 @@ def _call(
     final_s: float = 0.005,
     push: bool = False,
     recognizer: ScriptedRecognizer | None = None,
+    live_transcript: bool = False,
 ) -> tuple[CallSummary, Line, ScriptedRecognizer]:
     """Run one call: the session on one end of a line, ``script`` on the other; with
     ``push`` the line pushes its messages (a transport's direct path)."""
@@ -358,6 +365,7 @@ def _call(
             tts=tts,
             greeting_audio=greeting_audio,
             tuning=tuning,
+            live_transcript=live_transcript,
         )
         inbound = PushedMessages(line) if push else line.messages()
         line.call = asyncio.create_task(line.session.run(inbound, line.send))
@@ -1104,3 +1112,79 @@ def test_an_answer_that_transfers_is_never_withdrawn() -> None:
 
     assert summary.ending == "transfer:caller_request"
     assert summary.turns[0].revision == "kept"
+
+
+CALLER_RAW_ID = "4:+15550100999"  # what Line.stream puts in every frame
+RECEPTIONIST = acs_media.RECEPTIONIST_RAW_ID
+
+
+@pytest.mark.parametrize("asked", [True, False])
+def test_a_caller_that_asked_gets_each_line_of_the_transcript_as_it_comes(asked: bool) -> None:
+    tts = ToneSpeech({GREETING: 60, HOURS: 100})
+    policy = ScriptedPolicy({ASKED_HOURS: [Say(HOURS)]})
+    greeting_done_at: list[int] = []
+
+    async def script(line: Line) -> None:
+        await _greeted(line)
+        greeting_done_at.append(len(line.frames()))
+        await _turn(line)
+        await line.until(lambda: line.has_said(HOURS))
+        await asyncio.sleep(0.05)
+
+    summary, line, _ = _call(
+        script, policy=policy, tts=tts, transcripts=[ASKED_HOURS], live_transcript=asked
+    )
+
+    if not asked:  # what goes to ACS: audio only
+        assert line.lines == []
+        return
+    assert line.lines == [
+        (RECEPTIONIST, GREETING, "Intermediate"),  # as its first frame went out
+        (RECEPTIONIST, GREETING, "Final"),  # once its last did
+        (CALLER_RAW_ID, ASKED_HOURS, "Final"),
+        (RECEPTIONIST, HOURS, "Intermediate"),
+        (RECEPTIONIST, HOURS, "Final"),
+    ]
+    assert [(who, text) for who, text in summary.transcript] == [
+        ("receptionist", GREETING),
+        ("caller", ASKED_HOURS),
+        ("receptionist", HOURS),
+    ]
+
+
+def test_the_live_transcript_shows_the_hypothesis_then_the_final_words() -> None:
+    tts = ToneSpeech({GREETING: 60, HOURS: 200})
+    policy = ScriptedPolicy({ASKED_HOURS: [Say(HOURS)]})
+
+    async def script(line: Line) -> None:
+        await _greeted(line)
+        await _turn(line)
+        await line.until(lambda: line.has_said(HOURS))
+        await asyncio.sleep(0.3)  # the final comes 300 ms after the turn ended
+
+    _, line, _ = _call(
+        script, policy=policy, tts=tts, transcripts=[ASKED_HOURS_SPOKEN],
+        hypotheses=[Hypothesis(ASKED_HOURS, after_silence_ms=120)], final_s=0.3,
+        live_transcript=True,
+    )  # fmt: skip
+
+    caller = [(text, status) for who, text, status in line.lines if who == CALLER_RAW_ID]
+    assert caller == [(ASKED_HOURS, "Intermediate"), (ASKED_HOURS_SPOKEN, "Final")]
+
+
+def test_an_interrupted_answer_is_final_in_the_live_transcript_as_cut() -> None:
+    tts = ToneSpeech({GREETING: 60, HOURS: 600, SATURDAY: 100})
+    policy = ScriptedPolicy({ASKED_HOURS: [Say(HOURS)], ASKED_SATURDAY: [Say(SATURDAY)]})
+
+    _, line, _ = _call(
+        _barge_in_over_hours, policy=policy, tts=tts, transcripts=[ASKED_HOURS, ASKED_SATURDAY],
+        live_transcript=True,
+    )  # fmt: skip
+
+    said = [(text, status) for who, text, status in line.lines if who == RECEPTIONIST]
+    assert said[2:] == [
+        (HOURS, "Intermediate"),
+        (HOURS + " [interrupted]", "Final"),
+        (SATURDAY, "Intermediate"),
+        (SATURDAY, "Final"),
+    ]

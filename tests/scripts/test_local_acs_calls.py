@@ -384,6 +384,41 @@ def test_a_media_stream_that_cannot_connect_leaves_the_call_up(tls: TlsFiles) ->
     run(scenario)
 
 
+def test_a_caller_that_asks_for_the_transcript_gets_a_media_url_that_asks_for_it(
+    tls: TlsFiles,
+) -> None:
+    async def scenario() -> None:
+        async with line(tls) as call:
+            url = f"{call.acs.pstn_url}/calls/call-9?to=%2B15550100200&transcript=1"
+            async with websockets.connect(url, open_timeout=10) as caller:
+                assert await talk(caller) == GREETING
+            await call.until(lambda: call.worker.close_codes)
+            assert call.worker.paths == ["/calls/call-9?clinic=c1&transcript=1"]
+
+    run(scenario)
+
+
+def test_a_web_page_dials_only_from_an_origin_the_local_acs_allows(tls: TlsFiles) -> None:
+    async def scenario() -> None:
+        async with line(tls) as call:
+            call.acs.browser_origins = {"http://127.0.0.1:7071"}
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                async with websockets.connect(
+                    f"{call.acs.pstn_url}/calls/call-10?to=%2B15550100200",
+                    origin=websockets.Origin("http://127.0.0.1:8000"), open_timeout=10,
+                ):  # fmt: skip
+                    pass
+            assert refused.value.response.status_code == 403
+            assert call.functions.deliveries == []  # it never rang
+            async with websockets.connect(
+                f"{call.acs.pstn_url}/calls/call-11?to=%2B15550100200",
+                origin=websockets.Origin("http://127.0.0.1:7071"), open_timeout=10,
+            ) as caller:  # fmt: skip
+                assert await talk(caller) == GREETING
+
+    run(scenario)
+
+
 def test_a_bad_number_or_no_subscription_is_refused(tls: TlsFiles) -> None:
     async def scenario() -> None:
         async with LocalAcs(tls) as acs:

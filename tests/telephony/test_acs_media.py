@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from reddytalk.errors import MalformedMessage
 from reddytalk.frames import AudioChunk, AudioFormat, DtmfTone
+from reddytalk.telephony import acs_media
 from reddytalk.telephony.acs_media import (
     STOP_AUDIO,
     encode_audio,
@@ -222,3 +223,23 @@ def test_arbitrary_json_payloads_only_ever_raise_malformed_message(
             parse_inbound(text, audio_format=audio_format)
         except MalformedMessage:
             pass
+
+
+@pytest.mark.parametrize(("is_final", "status"), [(True, "Final"), (False, "Intermediate")])
+def test_a_live_transcript_line_has_the_shape_of_acs_transcription_data(
+    is_final: bool, status: str
+) -> None:
+    text = acs_media.encode_transcription(
+        'Say "hi" — ok', participant_raw_id=acs_media.RECEPTIONIST_RAW_ID, is_final=is_final
+    )
+    assert json.loads(text) == {
+        "kind": "TranscriptionData",
+        "transcriptionData": {
+            "text": 'Say "hi" — ok',
+            "format": "display",
+            "participantRawID": "reddytalk:receptionist",
+            "resultStatus": status,
+        },
+    }
+    with pytest.raises(MalformedMessage):  # not a message a caller may send in
+        acs_media.parse_inbound(text, audio_format=None)
