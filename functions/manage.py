@@ -6,7 +6,8 @@ profile, by the local admin token (:mod:`reddytalk.admin.auth`); the work is in
 (``text/yaml``); an error is ``{"error": ...}``, and a refused request changes
 nothing.
 
-- ``GET manage/clinics``: the clinics the caller may see.
+- ``GET manage/clinics``: the clinics the caller may see, and whether the softphone
+  has a phone line here (``softphone``).
 - ``GET|PUT|DELETE manage/clinics/{clinic_id}``: the clinic's file; add (201) or
   replace (200) it from a file (Operator); remove it (204, Operator).
 - ``GET manage/clinics/{clinic_id}/calls?limit=&before=``: its calls, newest first
@@ -14,6 +15,8 @@ nothing.
   ``.../calls/{call_id}/audit``: the call's audit trail.
 - ``GET manage/clinics/{clinic_id}/messages`` (audited);
   ``POST .../messages/{message_id}/done``.
+- ``POST manage/clinics/{clinic_id}/softphone``: a new call for the browser softphone
+  (where to dial, the stream's rate; audited); 404 where there is no phone line.
 
 Statuses: 400 bad input (a clinic file's ``problems`` by field), 401 no valid
 credentials, 403 no admin role or not an Operator, 404 no such thing (or another
@@ -81,7 +84,8 @@ async def manage_clinics(req: func.HttpRequest) -> func.HttpResponse:
     """The clinics the caller may see."""
 
     async def work(rt: Runtime, who: Principal) -> func.HttpResponse:
-        return _json(200, {"clinics": await console.list_visible_clinics(rt.store, who)})
+        clinics = await console.list_visible_clinics(rt.store, who)
+        return _json(200, {"clinics": clinics, "softphone": bool(rt.settings.softphone_line_url)})
 
     return await _answer(req, work)
 
@@ -173,6 +177,21 @@ async def manage_message_done(req: func.HttpRequest) -> func.HttpResponse:
     async def work(rt: Runtime, who: Principal) -> func.HttpResponse:
         await console.mark_message_done(rt.store, who, clinic_id, message_id)
         return _json(200, {"message_id": message_id, "status": "done"})
+
+    return await _answer(req, work)
+
+
+@bp.function_name("manage_softphone")
+@bp.route(route=f"{_CLINIC}/softphone", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+async def manage_softphone(req: func.HttpRequest) -> func.HttpResponse:
+    """A new softphone call to the clinic: where the browser dials, and how."""
+    clinic_id = req.route_params["clinic_id"]
+
+    async def work(rt: Runtime, who: Principal) -> func.HttpResponse:
+        call = await console.softphone_call(
+            rt.store, who, clinic_id, line_url=rt.settings.softphone_line_url, now=rt.clock()
+        )
+        return _json(201, call)
 
     return await _answer(req, work)
 

@@ -93,6 +93,8 @@ class Settings:
             is; empty: Entra ID's v2.0 configuration of ``admin_tenant_id``.
         admin_token: The embedded profile's local admin token (Operator rights;
             never in repr); empty: none is accepted.
+        softphone_line_url: The phone line the console's softphone dials (the local
+            stack's ``ws://127.0.0.1:<port>``); empty (Azure): no softphone.
         tools_api_url: The Functions app's origin, for the media worker: when set,
             every tool of a call (reads, writes as orchestrations, messages, the
             call record) goes to its tools API; else it runs in process.
@@ -174,6 +176,7 @@ class Settings:
     admin_audience: str = ""
     admin_openid_config_url: str = ""
     admin_token: str = field(default="", repr=False)
+    softphone_line_url: str = ""
     tools_api_url: str = ""
     store: str = "sqlite"
     ehr: str = "embedded"
@@ -261,6 +264,7 @@ class Settings:
             admin_audience=env.get("REDDYTALK_ADMIN_AUDIENCE", ""),
             admin_openid_config_url=env.get("REDDYTALK_ADMIN_OPENID_CONFIG_URL", ""),
             admin_token=env.get("REDDYTALK_ADMIN_TOKEN", ""),
+            softphone_line_url=env.get("REDDYTALK_SOFTPHONE_LINE_URL", ""),
             tools_api_url=env.get("REDDYTALK_TOOLS_API_URL", ""),
             store=store,
             ehr=ehr,

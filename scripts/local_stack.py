@@ -23,6 +23,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from azure.durable_functions.models.utils import http_utils
 from local_acs import LocalAcs, make_tls
@@ -87,6 +88,12 @@ def local_admin_token(data_dir: Path) -> str:
     return token
 
 
+def _origins_of(url: str) -> set[str]:
+    """The origins a browser may send for a page of ``url`` (127.0.0.1 or localhost)."""
+    port = urlsplit(url).port
+    return {f"http://127.0.0.1:{port}", f"http://localhost:{port}", f"http://[::1]:{port}"}
+
+
 @contextlib.contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:
     saved = {name: os.environ.get(name) for name in values}
@@ -112,11 +119,14 @@ async def local_stack(settings: Settings) -> AsyncIterator[LocalStack]:
             **functions_environment(acs, data_dir),
             "REDDYTALK_TOOLS_SECRET": secrets.token_urlsafe(32),
             "REDDYTALK_ADMIN_TOKEN": local_admin_token(data_dir),
+            "REDDYTALK_SOFTPHONE_LINE_URL": acs.pstn_url,
         }
         with _environment(env):
             try:
                 async with LocalFunctionsHost(app) as functions:
                     os.environ["REDDYTALK_PUBLIC_FUNCTIONS_URL"] = functions.url
+                    # The console's softphone dials from the console's page.
+                    acs.browser_origins = _origins_of(functions.url)
                     acs.event_grid_url = (
                         f"{functions.url}/runtime/webhooks/EventGrid?functionName=incoming_call"
                     )

@@ -1,6 +1,8 @@
 // The admin console: a small client of the admin API (/api/manage/...), no framework.
 // Every value from the API is put on the page as text (textContent), never as markup.
 
+import { startCall } from "./softphone.js";
+
 const API = new URL("../manage/", import.meta.url); // served at /api/console/console.js
 const TOKEN_KEY = "reddytalk-admin-token";
 const SVG = "http://www.w3.org/2000/svg";
@@ -10,6 +12,8 @@ const $ = (id) => document.getElementById(id);
 let token = null;
 let clinic = null; // {id, name, time_zone}
 let calls = [];
+let hasPhoneLine = false; // the softphone has a phone line here (the local stack)
+let phoneCall = null; // the softphone's call in progress
 
 // -- what the page says -----------------------------------------------------------
 
@@ -110,7 +114,8 @@ function showSignIn() {
 async function start(newToken) {
   token = newToken;
   say("Loading clinics…");
-  const { clinics } = await api("clinics");
+  const { clinics, softphone } = await api("clinics");
+  hasPhoneLine = Boolean(softphone);
   const select = $("clinic");
   select.replaceChildren(...clinics.map((c) => el("option", `${c.name} (${c.id})`, { value: c.id })));
   select.clinics = clinics;
@@ -127,6 +132,7 @@ async function showClinic() {
   clinic = select.clinics.find((c) => c.id === select.value);
   if (!clinic) return;
   $("call-section").hidden = true;
+  $("phone-section").hidden = !hasPhoneLine;
   say(`Loading ${clinic.name}…`);
   calls = [];
   $("calls").tBodies[0].replaceChildren();
@@ -287,7 +293,68 @@ function drawLatency() {
   $("latency-section").hidden = false;
 }
 
+// -- the softphone ----------------------------------------------------------------
+
+const SPEAKERS = { caller: "You", receptionist: "Receptionist" };
+const pendingLines = {}; // speaker → the <li> of their line still being heard or said
+
+function showLine({ speaker, text, final }) {
+  let li = pendingLines[speaker];
+  if (!li) {
+    li = el("li", null, { "data-speaker": speaker });
+    li.append(el("span", SPEAKERS[speaker] || speaker, { class: "speaker" }), el("span"));
+    $("live-transcript").append(li);
+  }
+  li.lastChild.textContent = text;
+  li.classList.toggle("pending", !final);
+  if (final) delete pendingLines[speaker];
+  else pendingLines[speaker] = li;
+}
+
+function phoneState(state, reason) {
+  const words = {
+    connecting: "Calling…",
+    connected: "Connected: speak when the receptionist has finished.",
+    ended: `The call ended${reason ? ` (${reason})` : ""}.`,
+    failed: `The call failed: ${reason || "unknown reason"}.`,
+  };
+  $("phone-status").textContent = words[state] || state;
+  const busy = state === "connecting" || state === "connected";
+  $("phone-call").disabled = busy;
+  $("phone-hang-up").disabled = !busy;
+}
+
+async function callReceptionist() {
+  $("live-transcript").replaceChildren();
+  for (const speaker of Object.keys(pendingLines)) delete pendingLines[speaker];
+  phoneState("connecting");
+  let dial;
+  try {
+    dial = await api(clinicPath("/softphone"), "POST"); // a new call id, audited
+    phoneCall = await startCall({
+      lineUrl: dial.line_url,
+      sampleRate: dial.sample_rate_hz,
+      participantRawId: dial.participant_raw_id,
+      onTranscript: showLine,
+      onState: phoneState,
+    });
+  } catch (error) {
+    phoneState("failed", error.message || String(error));
+    return;
+  }
+  const reason = await phoneCall.ended;
+  phoneCall = null;
+  phoneState("ended", reason);
+  // The call's record is written as it ends: list it.
+  setTimeout(() => showClinic().catch(fail), 1000);
+}
+
 // -- wiring -----------------------------------------------------------------------
+
+$("phone-call").addEventListener("click", () => callReceptionist().catch(fail));
+$("phone-hang-up").addEventListener("click", () => {
+  if (phoneCall) phoneCall.hangUp().catch(fail);
+});
 
 $("token-form").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -306,7 +373,8 @@ $("clinic-form").addEventListener("submit", (event) => {
 $("sign-out").addEventListener("click", () => {
   sessionStorage.removeItem(TOKEN_KEY);
   token = null;
-  for (const id of ["clinic-section", "calls-section", "call-section", "messages-section", "latency-section"]) {
+  if (phoneCall) phoneCall.hangUp().catch(fail);
+  for (const id of ["clinic-section", "phone-section", "calls-section", "call-section", "messages-section", "latency-section"]) {
     $(id).hidden = true;
   }
   say("The token is forgotten.");

@@ -20,7 +20,9 @@ clinic rather than one shared by all). The call list opens nothing sealed.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from reddytalk.admin.auth import Principal
 from reddytalk.clinics.admin import (
@@ -39,6 +41,8 @@ from reddytalk.scheduling.model import Clinic
 __all__ = [
     "CALLER_HIDDEN",
     "MAX_CALLS",
+    "SOFTPHONE_RAW_ID",
+    "NoPhoneLine",
     "NotFound",
     "NumberTaken",
     "call_audit_trail",
@@ -49,6 +53,7 @@ __all__ = [
     "list_visible_clinics",
     "mark_message_done",
     "put_clinic",
+    "softphone_call",
     "view_call",
 ]
 
@@ -56,10 +61,16 @@ MAX_CALLS = 200
 """The most calls one page lists (the store's limit)."""
 CALLER_HIDDEN = "hidden"
 """The caller number in a call list: opening the call reveals (and audits) it."""
+SOFTPHONE_RAW_ID = "softphone"
+"""The ``participantRawID`` the browser softphone puts in its audio."""
 
 
 class NotFound(LookupError):
     """No such clinic, call or message for this principal (or it is another clinic's)."""
+
+
+class NoPhoneLine(NotFound):
+    """The softphone has no phone line to dial here (only the local stack has one)."""
 
 
 class NumberTaken(ReddyTalkError):
@@ -79,6 +90,41 @@ async def list_visible_clinics(store: CallStore, principal: Principal) -> list[d
         for c in await store.list_clinics()
         if principal.may_see(c)
     ]
+
+
+async def softphone_call(
+    store: CallStore, principal: Principal, clinic_id: str, *, line_url: str, now: dt.datetime
+) -> dict[str, Any]:
+    """Where the browser softphone dials the clinic: a new call on the phone line.
+
+    ``line_url`` is the local ACS's phone line (``ws://127.0.0.1:<port>``); the call
+    takes the path of any call to the clinic's number (IncomingCall, answer, media
+    stream), with ``transcript=1`` for the live transcript. Who placed it is audited
+    under the call's id, so the call's trail names them.
+
+    Raises:
+        Forbidden: No admin role.
+        NotFound: No such clinic, or not the principal's.
+        NoPhoneLine: No phone line here (in Azure, call the clinic's number).
+    """
+    clinic = await _visible_clinic(store, principal, clinic_id)
+    if not line_url:
+        raise NoPhoneLine(
+            "the softphone needs the local stack's phone line (scripts/demo --serve); "
+            "in Azure, call the clinic's number"
+        )
+    call_id = f"softphone-{uuid.uuid4().hex}"
+    query = urlencode({"to": clinic.phone_number, "transcript": "1"})
+    await store.record_audit(
+        AuditEvent(call_id, clinic_id, "call.placed", "softphone", now, {"actor": principal.actor})
+    )
+    return {
+        "call_id": call_id,
+        "line_url": f"{line_url.rstrip('/')}/calls/{quote(call_id, safe='')}?{query}",
+        "dialled": clinic.phone_number,
+        "sample_rate_hz": clinic.stream_sample_rate_hz,
+        "participant_raw_id": SOFTPHONE_RAW_ID,
+    }
 
 
 async def clinic_yaml(store: CallStore, principal: Principal, clinic_id: str) -> str:

@@ -73,6 +73,8 @@ def test_the_page_is_served_with_its_security_headers() -> None:
         ("index.html", "text/html; charset=utf-8"),
         ("console.js", "text/javascript; charset=utf-8"),
         ("console.css", "text/css; charset=utf-8"),
+        ("softphone.js", "text/javascript; charset=utf-8"),
+        ("softphone-worklet.js", "text/javascript; charset=utf-8"),
     ],
 )
 def test_each_known_file_has_its_content_type(name: str, content_type: str) -> None:
@@ -82,6 +84,18 @@ def test_each_known_file_has_its_content_type(name: str, content_type: str) -> N
     assert headers["content-type"] == content_type
     assert headers["content-security-policy"] == console.CONTENT_SECURITY_POLICY
     assert response.get_body() == (FOLDER / name).read_bytes()
+
+
+def test_the_page_may_connect_to_the_softphone_line_and_nowhere_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDDYTALK_SOFTPHONE_LINE_URL", "ws://127.0.0.1:7099")
+    csp = _headers(_get("console"))["content-security-policy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["connect-src"] == "'self' ws://127.0.0.1:7099"
+    assert directives["script-src"] == "'self'"
+    for bad in ("", "http://127.0.0.1:7099", "ws://", "javascript:alert(1)"):
+        assert "connect-src 'self';" in console.content_security_policy(bad), bad
 
 
 @pytest.mark.parametrize(

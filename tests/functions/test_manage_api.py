@@ -52,6 +52,7 @@ ROUTES = {  # function: its route template under /api/
     "manage_call_audit": "manage/clinics/{clinic_id}/calls/{call_id}/audit",
     "manage_messages": "manage/clinics/{clinic_id}/messages",
     "manage_message_done": "manage/clinics/{clinic_id}/messages/{message_id}/done",
+    "manage_softphone": "manage/clinics/{clinic_id}/softphone",
 }
 
 
@@ -200,6 +201,7 @@ async def _every_kind_of_request(api: Api, auth: str | None) -> list[int]:
                 "manage_message_done", "POST", auth=auth, clinic_id=B, message_id="call-b:1"
             )
         )[0],  # fmt: skip
+        (await api.send("manage_softphone", "POST", auth=auth, clinic_id=B))[0],
     ]
 
 
@@ -235,7 +237,9 @@ def test_a_clinic_admin_sees_their_clinic_and_nothing_of_another(
         clinic = demo_clinic()
         shown = {"id": A, "name": clinic.name, "phone_numbers": list(clinic.phone_numbers),
                  "time_zone": clinic.time_zone}  # fmt: skip
-        assert await api.send("manage_clinics", auth=alice) == (200, {"clinics": [shown]})
+        assert await api.send("manage_clinics", auth=alice) == (
+            200, {"clinics": [shown], "softphone": False}
+        )  # fmt: skip
         status, text = await api.send("manage_clinic", auth=alice, clinic_id=A)
         assert status == 200 and yaml.safe_load(text)["admins"] == [ALICE]
 
@@ -278,6 +282,7 @@ def test_a_clinic_admin_sees_their_clinic_and_nothing_of_another(
                            message_id="call-b:1"),
             await api.send("manage_message_done", "POST", auth=alice, clinic_id=A,
                            message_id="call-b:1"),
+            await api.send("manage_softphone", "POST", auth=alice, clinic_id=B),
         ]  # fmt: skip
         assert [status for status, _ in refused] == [404] * len(refused)
         assert not any("call me back" in json.dumps(body) for _, body in refused)
@@ -393,3 +398,40 @@ def test_with_nothing_configured_everything_is_401(run: Callable[..., None]) -> 
         assert await api.snapshot() == before
 
     run(scenario, REDDYTALK_ADMIN_TENANT_ID="", REDDYTALK_ADMIN_AUDIENCE="")
+
+
+LINE = "ws://127.0.0.1:7099"
+
+
+def test_the_softphone_dials_the_clinic_on_the_phone_line_and_names_who_placed_it(
+    run: Callable[..., None],
+) -> None:
+    async def scenario(api: Api) -> None:
+        alice = _clinic_a_admin()
+        assert (await api.send("manage_clinics", auth=alice))[1]["softphone"] is True
+        status, first = await api.send("manage_softphone", "POST", auth=alice, clinic_id=A)
+        assert status == 201
+        call_id = first["call_id"]
+        assert call_id.startswith("softphone-")
+        assert first["line_url"] == f"{LINE}/calls/{call_id}?to=%2B15550100200&transcript=1"
+        assert (first["sample_rate_hz"], first["participant_raw_id"]) == (16000, "softphone")
+        [placed] = await api.store.audit_trail(call_id)
+        assert (placed.action, placed.clinic_id, placed.resource, placed.details) == (
+            "call.placed", A, "softphone", {"actor": ALICE}
+        )  # fmt: skip
+        _, second = await api.send("manage_softphone", "POST", auth=alice, clinic_id=A)
+        assert second["call_id"] != call_id  # every call its own id
+
+    run(scenario, REDDYTALK_SOFTPHONE_LINE_URL=LINE)
+
+
+def test_without_a_phone_line_the_softphone_is_404_and_records_nothing(
+    run: Callable[..., None],
+) -> None:
+    async def scenario(api: Api) -> None:
+        before = await api.snapshot()
+        status, body = await api.send("manage_softphone", "POST", auth=OPERATOR, clinic_id=A)
+        assert status == 404 and "phone line" in body["error"]
+        assert await api.snapshot() == before
+
+    run(scenario)
