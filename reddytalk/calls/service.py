@@ -31,7 +31,7 @@ from reddytalk.ports import (
 )
 from reddytalk.scheduling.model import Clinic
 
-__all__ = ["PolicyFactory", "Receptionist", "VoiceChooser"]
+__all__ = ["PolicyFactory", "Receptionist", "VoiceChooser", "call_outcome"]
 
 PolicyFactory = Callable[[ReceptionistTools], DialoguePolicy]
 """Builds a call's policy on its tools: the deterministic one, or the tiered one."""
@@ -192,7 +192,7 @@ class Receptionist:
                 clinic_id=clinic.clinic_id,
                 started_at=started_at,
                 ended_at=self._clock(),
-                outcome=tools.outcome if summary.ending == "completed" else summary.ending,
+                outcome=call_outcome(summary.ending, tools.outcome),
                 transcript=tuple(summary.transcript),
                 tool_calls=tuple(
                     {"name": c.name, "arguments": c.arguments, "result": c.result}
@@ -211,6 +211,16 @@ class Receptionist:
             )
             await asyncio.shield(ended)
         return summary
+
+
+def call_outcome(ending: str, done: str) -> str:
+    """What the call came to, for its record: what the tools did (``done``: booked,
+    cancelled, message_taken, ...) when the receptionist ended the call, or when the
+    caller hung up after something was done (a caller who hears "You are all set" and
+    hangs up has booked); else how it ended (``caller_hung_up``, ``transfer:<why>``)."""
+    if ending == "completed" or (ending == "caller_hung_up" and done != "no_action"):
+        return done
+    return ending
 
 
 async def _note_call_started(

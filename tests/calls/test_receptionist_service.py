@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from reddytalk.calls.back_office import LocalBackOffice
-from reddytalk.calls.service import Receptionist
+from reddytalk.calls.service import Receptionist, call_outcome
 from reddytalk.composition import open_embedded_records
 from reddytalk.dialogue.policy import ReceptionistPolicy
 from reddytalk.dialogue.tools import ReceptionistTools
@@ -176,3 +176,20 @@ def test_a_store_that_cannot_count_the_call_neither_breaks_it_nor_logs_phi(
         "the call's start was not recorded: ProviderError",
         "the call's end was not recorded: RuntimeError",
     ]
+
+
+@pytest.mark.parametrize(
+    ("ending", "done", "outcome"),
+    [
+        ("completed", "booked", "booked"),  # the receptionist said goodbye
+        ("completed", "no_action", "no_action"),
+        ("caller_hung_up", "booked", "booked"),  # hung up after "You are all set"
+        ("caller_hung_up", "message_taken", "message_taken"),
+        ("caller_hung_up", "no_action", "caller_hung_up"),
+        ("transfer:caller_asked", "booked", "transfer:caller_asked"),  # the transfer says more
+    ],
+)
+def test_a_call_s_outcome_is_what_was_done_unless_it_was_transferred_or_nothing_was(
+    ending: str, done: str, outcome: str
+) -> None:
+    assert call_outcome(ending, done) == outcome
