@@ -13,6 +13,8 @@ nothing.
 - ``GET manage/clinics/{clinic_id}/calls?limit=&before=``: its calls, newest first
   (no PHI); ``.../calls/{call_id}``: one call with its transcript (audited);
   ``.../calls/{call_id}/audit``: the call's audit trail.
+- ``GET manage/clinics/{clinic_id}/appointments?days=``: the appointments its calls
+  booked, moved or cancelled in the last ``days`` (default 30, at most 366), newest first.
 - ``GET manage/clinics/{clinic_id}/messages`` (audited);
   ``POST .../messages/{message_id}/done``.
 - ``POST manage/clinics/{clinic_id}/softphone``: a new call for the browser softphone
@@ -47,6 +49,7 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves
 
 _CLINIC = "manage/clinics/{clinic_id}"
 _MAX_BODY = 256 * 1024
+_MAX_DAYS = 366
 _Work = Callable[[Runtime, Principal], Awaitable[func.HttpResponse]]
 
 
@@ -154,6 +157,21 @@ async def manage_call_audit(req: func.HttpRequest) -> func.HttpResponse:
     return await _answer(req, work)
 
 
+@bp.function_name("manage_appointments")
+@bp.route(route=f"{_CLINIC}/appointments", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def manage_appointments(req: func.HttpRequest) -> func.HttpResponse:
+    """The appointments the clinic's calls changed in the last ``days`` (default 30)."""
+
+    async def work(rt: Runtime, who: Principal) -> func.HttpResponse:
+        since = rt.clock() - dt.timedelta(days=_days(req.params))
+        changes = await console.appointment_changes(
+            rt.store, who, req.route_params["clinic_id"], since=since
+        )
+        return _json(200, {"appointments": changes})
+
+    return await _answer(req, work)
+
+
 @bp.function_name("manage_messages")
 @bp.route(route=f"{_CLINIC}/messages", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def manage_messages(req: func.HttpRequest) -> func.HttpResponse:
@@ -204,6 +222,14 @@ def _text(req: func.HttpRequest) -> str:
         return body.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError("the clinic file is not UTF-8 text") from None
+
+
+def _days(params: Any) -> int:
+    """``days`` (default 30, 1 to 366) from the query."""
+    text = params.get("days") or "30"
+    if not text.isdigit() or not 1 <= int(text) <= _MAX_DAYS:
+        raise ValueError(f"days must be a whole number from 1 to {_MAX_DAYS}")
+    return int(text)
 
 
 def _paging(params: Any) -> tuple[int, dt.datetime | None]:

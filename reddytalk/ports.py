@@ -370,6 +370,15 @@ class CallStore(Protocol):
         """The audit records of one call (``details`` as recorded), in the order they were
         appended: oldest first."""
 
+    async def appointment_changes(self, clinic_id: str, *, since: dt.datetime) -> list[AuditEvent]:
+        """The clinic's audit records of appointments its calls booked, moved or cancelled
+        (resource ``Appointment/...``, ``details["change"]``) at or after ``since``, newest
+        first (ids only, no PHI).
+
+        Raises:
+            ValueError: ``since`` is naive.
+        """
+
     async def save_message(self, message: Message) -> bool:
         """Keep a message for staff; False (and nothing changed) if its id is kept already."""
 

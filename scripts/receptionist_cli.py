@@ -196,7 +196,8 @@ async def _run(args: argparse.Namespace, settings: Settings, command: str) -> in
             if admin is not None:
                 print(f"The admin console is at {admin[0]}/api/console and the admin API at "
                       f"{admin[0]}/api/manage/clinics; the admin token is {admin[1]} (kept "
-                      f"in {settings.data_dir}/admin-token)", flush=True)  # fmt: skip
+                      f"in {settings.data_dir}/admin-token); its \"Call the receptionist\" "
+                      "calls from this browser's microphone", flush=True)  # fmt: skip
             await asyncio.Event().wait()
     return 0
 

@@ -127,22 +127,27 @@ async function start(newToken) {
 
 // -- a clinic's calls, messages and latency ---------------------------------------
 
+let showing = 0; // the latest showClinic: an older one still loading puts nothing on the page
+
 async function showClinic() {
   const select = $("clinic");
   clinic = select.clinics.find((c) => c.id === select.value);
   if (!clinic) return;
+  const mine = ++showing;
+  const isCurrent = () => mine === showing;
   $("call-section").hidden = true;
   $("phone-section").hidden = !hasPhoneLine;
   say(`Loading ${clinic.name}…`);
   calls = [];
   $("calls").tBodies[0].replaceChildren();
-  await Promise.all([loadCalls(), loadMessages()]);
-  say(`${clinic.name}: ${calls.length} call(s) listed.`);
+  await Promise.all([loadCalls(null, isCurrent), loadChanges(isCurrent), loadMessages(isCurrent)]);
+  if (isCurrent()) say(`${clinic.name}: ${calls.length} call(s) listed.`);
 }
 
-async function loadCalls(before = null) {
+async function loadCalls(before = null, isCurrent = () => true) {
   const query = before ? `?before=${encodeURIComponent(before)}` : "";
   const page = (await api(clinicPath(`/calls${query}`))).calls;
+  if (!isCurrent()) return;
   calls.push(...page);
   const body = $("calls").tBodies[0];
   for (const call of page) {
@@ -168,8 +173,24 @@ async function loadCalls(before = null) {
   drawLatency();
 }
 
-async function loadMessages() {
+async function loadChanges(isCurrent) {
+  const { appointments } = await api(clinicPath("/appointments"));
+  if (!isCurrent()) return;
+  const rows = appointments.map((a) => {
+    const opener = button("Open call", `Open the call that ${a.change} appointment ${a.appointment_id}`,
+      () => openCall(a.call_id).catch(fail));
+    const appointment = a.moved_to ? `${a.appointment_id} (moved to ${a.moved_to})` : a.appointment_id;
+    const tr = row([when(a.at), a.change, appointment, opener], 1);
+    tr.dataset.callId = a.call_id;
+    return tr;
+  });
+  $("changes").tBodies[0].replaceChildren(...(rows.length ? rows : [row(["none", "", "", ""], 0)]));
+  $("changes-section").hidden = false;
+}
+
+async function loadMessages(isCurrent) {
   const { messages } = await api(clinicPath("/messages"));
+  if (!isCurrent()) return;
   const body = $("messages").tBodies[0];
   body.replaceChildren();
   for (const message of messages) {
@@ -344,6 +365,11 @@ async function callReceptionist() {
   }
   const reason = await phoneCall.ended;
   phoneCall = null;
+  for (const [speaker, li] of Object.entries(pendingLines)) { // cut off by the hang-up
+    li.lastChild.textContent += " [interrupted]";
+    li.classList.remove("pending");
+    delete pendingLines[speaker];
+  }
   phoneState("ended", reason);
   // The call's record is written as it ends: list it.
   setTimeout(() => showClinic().catch(fail), 1000);
@@ -374,7 +400,7 @@ $("sign-out").addEventListener("click", () => {
   sessionStorage.removeItem(TOKEN_KEY);
   token = null;
   if (phoneCall) phoneCall.hangUp().catch(fail);
-  for (const id of ["clinic-section", "phone-section", "calls-section", "call-section", "messages-section", "latency-section"]) {
+  for (const id of ["clinic-section", "phone-section", "calls-section", "changes-section", "call-section", "messages-section", "latency-section"]) {
     $(id).hidden = true;
   }
   say("The token is forgotten.");

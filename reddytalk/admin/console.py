@@ -45,6 +45,7 @@ __all__ = [
     "NoPhoneLine",
     "NotFound",
     "NumberTaken",
+    "appointment_changes",
     "call_audit_trail",
     "clinic_yaml",
     "delete_clinic",
@@ -259,6 +260,30 @@ async def call_audit_trail(
             "details": dict(e.details),
         }
         for e in events
+    ]
+
+
+async def appointment_changes(
+    store: CallStore, principal: Principal, clinic_id: str, *, since: dt.datetime
+) -> list[dict[str, Any]]:
+    """The appointments the clinic's calls booked, moved or cancelled since ``since``,
+    newest first, each with its call (ids only: opens no PHI; the call's view has the
+    details).
+
+    Raises:
+        Forbidden: No admin role.
+        NotFound: No such clinic, or not the principal's.
+    """
+    await _visible_clinic(store, principal, clinic_id)
+    return [
+        {
+            "at": e.at.isoformat(),
+            "change": e.details["change"],
+            "appointment_id": e.resource.removeprefix("Appointment/"),
+            "moved_to": e.details.get("moved_to", "").removeprefix("Appointment/") or None,
+            "call_id": e.call_id,
+        }
+        for e in await store.appointment_changes(clinic_id, since=since)
     ]
 
 

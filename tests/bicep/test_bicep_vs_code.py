@@ -42,6 +42,9 @@ NOT_SET_IN_AZURE = {
     # The embedded profile's local admin token (scripts/local_stack.py); Azure takes Entra ID
     # tokens only.
     "REDDYTALK_ADMIN_TOKEN",
+    # The local stack's phone line for the console's softphone; Azure has no phone line a
+    # browser can dial (a real call goes through the PSTN), so the softphone is hidden there.
+    "REDDYTALK_SOFTPHONE_LINE_URL",
     # The espeak-ng voice of the embedded text to speech.
     "REDDYTALK_VOICE",
     # Conversation tuning: the code's defaults are the tuned values; set them in Azure only

@@ -25,6 +25,7 @@ import pytest
 from local_caller import CallReport, load_scenario, place_call
 from local_stack import LocalStack, local_stack
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -157,13 +158,22 @@ def _call_from_the_softphone(driver: WebDriver, shots: Path) -> None:
     driver.find_element(By.ID, "phone-hang-up").click()
     wait.until(ec.text_to_be_present_in_element((By.ID, "phone-status"), "call ended (hung up)"))
     assert driver.find_element(By.ID, "phone-call").is_enabled()
+    # Nothing is left as if still being said: a line the hang-up cut is marked so.
+    assert driver.find_elements(By.CSS_SELECTOR, "#live-transcript li.pending") == []
 
 
 def _use_console(driver: WebDriver, call: CallReport, shots: Path) -> str:
     """List both calls, see the softphone's booking, open the message's call, mark the
     message done; the softphone call's id."""
     wait = WebDriverWait(driver, WAIT_S)
-    driver.find_element(By.CSS_SELECTOR, "#clinic-form button[type=submit]").click()  # reload
+    # The page lists the calls again a second after the softphone's call; if the message's
+    # call was not over by then, Show lists it.
+    both_listed = ec.text_to_be_present_in_element((By.ID, "status"), "2 call(s) listed")
+    try:
+        WebDriverWait(driver, 5).until(both_listed)
+    except TimeoutException:
+        driver.find_element(By.CSS_SELECTOR, "#clinic-form button[type=submit]").click()
+        wait.until(both_listed)
     row = wait.until(ec.visibility_of_element_located(
         (By.CSS_SELECTOR, f"#calls tr[data-call-id='{call.call_id}']")))  # fmt: skip
     cells = [c.text for c in row.find_elements(By.CSS_SELECTOR, "th, td")]
@@ -172,11 +182,19 @@ def _use_console(driver: WebDriver, call: CallReport, shots: Path) -> str:
     wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "#latency-chart circle")))
     # First content is charted too (squares; the deterministic answers have no filler).
     wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "#latency-chart rect.content")))
-    driver.save_screenshot(str(shots / "console-calls.png"))
+    driver.set_window_size(1280, 2400)  # element screenshots stop at the window's edge
+    driver.find_element(By.ID, "calls-section").screenshot(str(shots / "console-calls.png"))
 
     softphone = driver.find_element(By.CSS_SELECTOR, "#calls tr[data-call-id^='softphone-']")
     softphone_id = str(softphone.get_attribute("data-call-id"))
-    softphone.find_element(By.TAG_NAME, "button").click()
+    phone_cells = [c.text for c in softphone.find_elements(By.CSS_SELECTOR, "th, td")]
+    assert phone_cells[3] == "booked", phone_cells  # hung up once booked: it booked
+    # The clinic-wide list of appointments changed: the booking, linked to its call.
+    change = wait.until(ec.visibility_of_element_located(
+        (By.CSS_SELECTOR, f"#changes tr[data-call-id='{softphone_id}']")))  # fmt: skip
+    assert "booked" in change.text
+    change.find_element(By.TAG_NAME, "button").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "call-facts"), softphone_id))
     wait.until(ec.text_to_be_present_in_element((By.ID, "appointments"), "booked"))
     assert "checkup" in driver.find_element(By.ID, "appointments").text
     assert "robert taylor" in driver.find_element(By.ID, "transcript").text
@@ -188,7 +206,6 @@ def _use_console(driver: WebDriver, call: CallReport, shots: Path) -> str:
     wait.until(ec.text_to_be_present_in_element((By.ID, "audit"), "call.viewed"))
     assert driver.switch_to.active_element.get_attribute("id") == "call-heading"
     assert "local-admin" in driver.find_element(By.ID, "audit").text
-    driver.set_window_size(1280, 2400)  # the whole opened call, down to its audit trail
     driver.find_element(By.ID, "call-section").screenshot(str(shots / "console-call.png"))
 
     message = wait.until(ec.visibility_of_element_located(

@@ -428,3 +428,40 @@ def test_a_create_whose_response_was_lost_still_counts_as_done(
             assert await store.list_outbox(DEMO_CLINIC_ID) == [_outbox_message()]
 
     asyncio.run(scenario())
+
+
+def test_a_clinics_appointment_changes_are_listed_newest_first_from_a_time_on(
+    store_backend: StoreBackend,
+) -> None:
+    at = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
+
+    def change(call_id: str, appointment: str, what: str, minutes: int, **more: str) -> AuditEvent:
+        action = "update" if what == "cancelled" else "create"
+        details = {"change": what, **more}
+        when = at + dt.timedelta(minutes=minutes)
+        return AuditEvent(call_id, DEMO_CLINIC_ID, action, f"Appointment/{appointment}", when,
+                          details)  # fmt: skip
+
+    booked = change("call-1", "a1", "booked", 1)
+    moved = change("call-2", "a2", "moved", 5)
+    moved_from = change("call-2", "a1", "cancelled", 5, moved_to="Appointment/a2")
+    too_old = change("call-0", "a0", "booked", -60)
+    unrelated = [
+        AuditEvent("call-1", DEMO_CLINIC_ID, "read", "Patient/p1", at),  # not an appointment
+        AuditEvent("call-1", DEMO_CLINIC_ID, "read", "Appointment/a1", at),  # a read
+        replace(booked, clinic_id="other-clinic", call_id="call-9"),  # another clinic's
+    ]
+
+    async def scenario(store: ContractStore) -> None:
+        for event in (too_old, booked, *unrelated, moved, moved_from):
+            await store.record_audit(event)
+
+        since = at - dt.timedelta(minutes=30)
+        assert await store.appointment_changes(DEMO_CLINIC_ID, since=since) == [
+            moved_from, moved, booked
+        ]  # fmt: skip
+        assert await store.appointment_changes("no-clinic", since=since) == []
+        with pytest.raises(ValueError):
+            await store.appointment_changes(DEMO_CLINIC_ID, since=dt.datetime(2026, 3, 2))
+
+    run_with_store(store_backend, scenario)

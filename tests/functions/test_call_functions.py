@@ -387,7 +387,7 @@ def test_the_app_registers_the_call_functions_with_their_triggers() -> None:
     }
     manage = {"manage_clinics", "manage_clinic", "manage_calls", "manage_call",
               "manage_call_audit", "manage_messages", "manage_message_done",
-              "manage_softphone"}  # fmt: skip
+              "manage_softphone", "manage_appointments"}  # fmt: skip
     expected = {"incoming_call", "call_events", "healthz", "tools", "console", "console_file",
                 *manage, *WORKFLOWS, *ACTIVITIES}  # fmt: skip
     assert set(bindings) == expected

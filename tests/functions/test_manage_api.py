@@ -53,6 +53,7 @@ ROUTES = {  # function: its route template under /api/
     "manage_messages": "manage/clinics/{clinic_id}/messages",
     "manage_message_done": "manage/clinics/{clinic_id}/messages/{message_id}/done",
     "manage_softphone": "manage/clinics/{clinic_id}/softphone",
+    "manage_appointments": "manage/clinics/{clinic_id}/appointments",
 }
 
 
@@ -202,6 +203,7 @@ async def _every_kind_of_request(api: Api, auth: str | None) -> list[int]:
             )
         )[0],  # fmt: skip
         (await api.send("manage_softphone", "POST", auth=auth, clinic_id=B))[0],
+        (await api.send("manage_appointments", auth=auth, clinic_id=B))[0],
     ]
 
 
@@ -283,6 +285,7 @@ def test_a_clinic_admin_sees_their_clinic_and_nothing_of_another(
             await api.send("manage_message_done", "POST", auth=alice, clinic_id=A,
                            message_id="call-b:1"),
             await api.send("manage_softphone", "POST", auth=alice, clinic_id=B),
+            await api.send("manage_appointments", auth=alice, clinic_id=B),
         ]  # fmt: skip
         assert [status for status, _ in refused] == [404] * len(refused)
         assert not any("call me back" in json.dumps(body) for _, body in refused)
@@ -433,5 +436,48 @@ def test_without_a_phone_line_the_softphone_is_404_and_records_nothing(
         status, body = await api.send("manage_softphone", "POST", auth=OPERATOR, clinic_id=A)
         assert status == 404 and "phone line" in body["error"]
         assert await api.snapshot() == before
+
+    run(scenario)
+
+
+def test_a_clinic_admin_lists_the_appointments_its_calls_changed_with_their_calls(
+    run: Callable[..., None],
+) -> None:
+    def change(call_id: str, clinic_id: str, what: str, ago: dt.timedelta, **more: str) -> Any:
+        action = "update" if what == "cancelled" else "create"
+        appointment = f"Appointment/{call_id}-appt"
+        return AuditEvent(call_id, clinic_id, action, appointment, dt.datetime.now(dt.UTC) - ago,
+                          {"change": what, **more})  # fmt: skip
+
+    async def scenario(api: Api) -> None:
+        for event in (  # appended as they happened
+            change("call-old", A, "booked", dt.timedelta(days=40)),
+            change("call-a", A, "booked", dt.timedelta(days=2)),
+            change("call-c", A, "moved", dt.timedelta(hours=1)),
+            change("call-a", A, "cancelled", dt.timedelta(hours=1),
+                   moved_to="Appointment/call-c-appt"),  # fmt: skip
+            change("call-b", B, "booked", dt.timedelta(hours=2)),
+        ):
+            await api.store.record_audit(event)
+        alice = _clinic_a_admin()
+
+        status, body = await api.send("manage_appointments", auth=alice, clinic_id=A)
+        assert status == 200
+        assert [(a["change"], a["appointment_id"], a["moved_to"], a["call_id"])
+                for a in body["appointments"]] == [
+            ("cancelled", "call-a-appt", "call-c-appt", "call-a"),
+            ("moved", "call-c-appt", None, "call-c"),
+            ("booked", "call-a-appt", None, "call-a"),
+        ]  # fmt: skip
+        status, body = await api.send(
+            "manage_appointments", auth=alice, clinic_id=A, params={"days": "366"}
+        )
+        assert [a["call_id"] for a in body["appointments"]][-1] == "call-old"
+        for bad in ("0", "367", "-1", "x", "1.5"):
+            status, _ = await api.send(
+                "manage_appointments", auth=alice, clinic_id=A, params={"days": bad}
+            )
+            assert status == 400, bad
+        assert [e.action for e in await api.store.audit_trail(A)] == []  # opens no PHI
 
     run(scenario)

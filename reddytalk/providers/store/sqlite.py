@@ -336,6 +336,22 @@ class SqliteStore:
         """The clinic's outbox, oldest first."""
         return await self._texts.list_outbox(clinic_id)
 
+    async def appointment_changes(self, clinic_id: str, *, since: dt.datetime) -> list[AuditEvent]:
+        """The clinic's audit records of appointment changes since ``since``, newest first
+        (by ``seq``: append order, as ``audit_trail``)."""
+        since_iso = to_utc_iso(since)
+
+        def work(conn: sqlite3.Connection) -> list[AuditEvent]:
+            rows = conn.execute(
+                "SELECT * FROM audit WHERE clinic_id = ? AND at >= ?"
+                " AND substr(resource, 1, 12) = 'Appointment/' ORDER BY seq DESC",
+                (clinic_id, since_iso),
+            ).fetchall()
+            events = (_audit_event(row) for row in rows)
+            return [event for event in events if "change" in event.details]
+
+        return await self._db.run(work, write=False)
+
     async def audit_trail(self, call_id: str) -> list[AuditEvent]:
         """The audit records of one call, in the order they were appended (``seq``):
         oldest first."""
@@ -344,17 +360,7 @@ class SqliteStore:
             rows = conn.execute(
                 "SELECT * FROM audit WHERE call_id = ? ORDER BY seq", (call_id,)
             ).fetchall()
-            return [
-                AuditEvent(
-                    call_id=row["call_id"],
-                    clinic_id=row["clinic_id"],
-                    action=row["action"],
-                    resource=row["resource"],
-                    at=from_utc_iso(row["at"]),
-                    details=dict(json.loads(row["details"])),
-                )
-                for row in rows
-            ]
+            return [_audit_event(row) for row in rows]
 
         return await self._db.run(work, write=False)
 
@@ -376,3 +382,14 @@ class SqliteStore:
             tool_calls=tuple(json.loads(tool_calls)),
             turn_timings=tuple(json.loads(row["turn_timings"])),
         )
+
+
+def _audit_event(row: sqlite3.Row) -> AuditEvent:
+    return AuditEvent(
+        call_id=row["call_id"],
+        clinic_id=row["clinic_id"],
+        action=row["action"],
+        resource=row["resource"],
+        at=from_utc_iso(row["at"]),
+        details=dict(json.loads(row["details"])),
+    )

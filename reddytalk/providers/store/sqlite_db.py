@@ -113,6 +113,8 @@ _SCHEMA: tuple[str, ...] = (
         details TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS audit_by_call ON audit (call_id, seq)",
+    # A clinic's appointment changes (the admin console), from a time on.
+    "CREATE INDEX IF NOT EXISTS audit_by_clinic ON audit (clinic_id, at)",
     _MESSAGES_TABLE,
     "CREATE INDEX IF NOT EXISTS messages_by_clinic ON messages (clinic_id, taken_at)",
     # A call's phone numbers (the caller's; an identified patient's from the EHR), sealed
