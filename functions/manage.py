@@ -39,6 +39,7 @@ import azure.functions as func
 from functions.runtime import Runtime, runtime
 from reddytalk.admin import console
 from reddytalk.admin.auth import Principal
+from reddytalk.clinics.admin import DeploymentEhr
 from reddytalk.clinics.config import ClinicConfigError
 from reddytalk.errors import ClinicBusy, Forbidden, ProviderError, Unauthorized
 
@@ -107,7 +108,13 @@ async def manage_clinic(req: func.HttpRequest) -> func.HttpResponse:
             await console.delete_clinic(rt.store, who, clinic_id)
             return func.HttpResponse(status_code=204)
         added = await console.put_clinic(
-            rt.store, who, clinic_id, _text(req), ehr=rt.ehr, now=rt.clock()
+            rt.store,
+            who,
+            clinic_id,
+            _text(req),
+            ehr=rt.ehr,
+            deployment=DeploymentEhr.of(rt.settings),
+            now=rt.clock(),
         )
         return _json(201 if added else 200, {"id": clinic_id, "added": added})
 

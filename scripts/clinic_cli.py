@@ -84,11 +84,12 @@ async def _run(
     try:
         store, now = records.store, dt.datetime.now(dt.UTC)
         ehr = records.ehr if isinstance(records.ehr, EmbeddedEhr) else None
+        deployment = admin.DeploymentEhr.of(settings)
         if args.command == "add" and clinic is not None:
-            await admin.add_clinic(store, clinic, ehr=ehr, now=now)
+            await admin.add_clinic(store, clinic, ehr=ehr, deployment=deployment, now=now)
             return f"added {clinic.clinic_id}: calls to {', '.join(clinic.phone_numbers)} ring it"
         if args.command == "update" and clinic is not None:
-            await admin.update_clinic(store, clinic, ehr=ehr, now=now)
+            await admin.update_clinic(store, clinic, ehr=ehr, deployment=deployment, now=now)
             return f"updated {clinic.clinic_id}"
         if args.command == "show":
             found = await store.get_clinic(args.clinic_id)

@@ -28,6 +28,7 @@ from reddytalk.admin.auth import Principal
 from reddytalk.clinics.admin import (
     ClinicExists,
     ClinicNotFound,
+    DeploymentEhr,
     add_clinic,
     remove_clinic,
     update_clinic,
@@ -145,12 +146,14 @@ async def put_clinic(
     text: str,
     *,
     ehr: Ehr | None,
+    deployment: DeploymentEhr,
     now: dt.datetime,
 ) -> bool:
     """Add or replace a clinic from its file; True if it was added.
 
     Args:
         ehr: The deployment's EHR; the embedded one gets the clinic's schedule.
+        deployment: Which EHR that is (a clinic that names another is refused).
 
     Raises:
         Forbidden: Not an Operator.
@@ -166,11 +169,13 @@ async def put_clinic(
     schedule = ehr if isinstance(ehr, EmbeddedEhr) else None
     try:
         try:
-            await add_clinic(store, clinic, ehr=schedule, now=now)
+            await add_clinic(store, clinic, ehr=schedule, deployment=deployment, now=now)
             return True
         except ClinicExists:
-            await update_clinic(store, clinic, ehr=schedule, now=now)
+            await update_clinic(store, clinic, ehr=schedule, deployment=deployment, now=now)
             return False
+    except ClinicConfigError:  # an EHR this deployment does not serve
+        raise
     except ValueError as error:  # the file is valid, so the store refused a number
         raise NumberTaken(str(error)) from None
 

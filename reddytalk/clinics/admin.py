@@ -6,6 +6,13 @@ opening hours for the next :data:`~reddytalk.providers.seed.SEED_DAYS` days (add
 them again changes nothing, so ``update`` and each start of the local stack extend
 it). A clinic on FHIR keeps its schedule in its own EHR.
 
+One EHR per deployment, for now. Calls reach the EHR the deployment's settings name
+(``REDDYTALK_EHR``, ``REDDYTALK_FHIR_*``), whatever a clinic's file says; so a clinic
+whose ``ehr`` names another (the embedded schedule on a FHIR deployment, another FHIR
+server, other credentials) is refused with the reason, instead of having its bookings
+written to an EHR it did not name (:func:`check_served`). Routing each clinic to its own
+EHR is the next step (see the README).
+
 Nothing here is PHI: a clinic's configuration is its public facts.
 """
 
@@ -13,16 +20,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 
+from reddytalk.clinics.config import ClinicConfigError
 from reddytalk.ports import CallStore
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.providers.seed import SEED_DAYS, clinic_slots
 from reddytalk.scheduling.model import Clinic
+from reddytalk.settings import Settings
 
 __all__ = [
     "ClinicExists",
     "ClinicNotFound",
+    "DeploymentEhr",
     "add_clinic",
+    "check_served",
     "open_schedules",
     "remove_clinic",
     "update_clinic",
@@ -39,15 +51,66 @@ class ClinicNotFound(LookupError):
     """``update`` or ``remove`` of a clinic id the store does not have."""
 
 
+@dataclass(frozen=True, slots=True)
+class DeploymentEhr:
+    """The EHR the deployment's calls use: ``embedded``, or ``fhir`` at ``fhir_base_url``
+    with the client secret named ``credentials_secret``."""
+
+    kind: str
+    fhir_base_url: str = ""
+    credentials_secret: str = ""
+
+    @classmethod
+    def of(cls, settings: Settings) -> DeploymentEhr:
+        if settings.ehr == "embedded":
+            return cls("embedded")
+        return cls("fhir", settings.fhir_base_url, settings.fhir_client_secret_name)
+
+
+def check_served(clinic: Clinic, deployment: DeploymentEhr) -> None:
+    """Refuse a clinic whose ``ehr`` is not the deployment's EHR.
+
+    Raises:
+        ClinicConfigError: The fields that differ, each with what this deployment has.
+    """
+    wanted = clinic.ehr
+    not_yet = "each clinic on its own EHR is not supported yet"
+    if wanted.kind != deployment.kind:
+        where = "the embedded schedule" if deployment.kind == "embedded" else "a FHIR server"
+        raise ClinicConfigError(
+            [("ehr.kind", f"is {wanted.kind!r}; this deployment's EHR is {where} "
+                          f"(kind: {deployment.kind}), and {not_yet}")]
+        )  # fmt: skip
+    if deployment.kind != "fhir":
+        return
+    problems = []
+    if (wanted.fhir_base_url or "").rstrip("/") != deployment.fhir_base_url.rstrip("/"):
+        problems.append(("ehr.base_url", f"is {wanted.fhir_base_url!r}; this deployment's EHR "
+                         f"is {deployment.fhir_base_url!r}, and {not_yet}"))  # fmt: skip
+    secret = wanted.credentials_secret
+    if secret is not None and secret != deployment.credentials_secret:
+        problems.append(("ehr.credentials_secret", f"is {secret!r}; this deployment signs in "
+                         f"with {deployment.credentials_secret!r}, and {not_yet}"))  # fmt: skip
+    if problems:
+        raise ClinicConfigError(problems)
+
+
 async def add_clinic(
-    store: CallStore, clinic: Clinic, *, ehr: EmbeddedEhr | None, now: dt.datetime
+    store: CallStore,
+    clinic: Clinic,
+    *,
+    ehr: EmbeddedEhr | None,
+    deployment: DeploymentEhr,
+    now: dt.datetime,
 ) -> None:
     """Save a new clinic, its numbers, and (embedded EHR) its schedule.
 
     Raises:
+        ClinicConfigError: Its EHR is not the deployment's (:func:`check_served`).
         ClinicExists: A clinic with this id is saved already.
         ValueError: One of its numbers rings another clinic (nothing saved).
     """
+    check_served(clinic, deployment)
     if await store.get_clinic(clinic.clinic_id) is not None:
         raise ClinicExists(f"clinic {clinic.clinic_id!r} exists already: use update")
     await store.save_clinic(clinic)
@@ -56,7 +119,12 @@ async def add_clinic(
 
 
 async def update_clinic(
-    store: CallStore, clinic: Clinic, *, ehr: EmbeddedEhr | None, now: dt.datetime
+    store: CallStore,
+    clinic: Clinic,
+    *,
+    ehr: EmbeddedEhr | None,
+    deployment: DeploymentEhr,
+    now: dt.datetime,
 ) -> None:
     """Replace a saved clinic's configuration; its numbers become exactly the new ones.
 
@@ -64,9 +132,11 @@ async def update_clinic(
     their state (booked ones stay booked even outside new hours: staff move those).
 
     Raises:
+        ClinicConfigError: Its EHR is not the deployment's (:func:`check_served`).
         ClinicNotFound: No clinic with this id.
         ValueError: One of its numbers rings another clinic (nothing changed).
     """
+    check_served(clinic, deployment)
     if await store.get_clinic(clinic.clinic_id) is None:
         raise ClinicNotFound(f"no clinic {clinic.clinic_id!r}: use add")
     await store.save_clinic(clinic)

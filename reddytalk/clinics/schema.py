@@ -111,14 +111,23 @@ def _time_zone(name: str) -> str:
     return name
 
 
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
 def _https_url(url: str) -> str:
-    expected = "expected an https URL, like https://fhir.example.org/r4"
+    expected = (
+        "expected an https URL, like https://fhir.example.org/r4 (plain http only to this "
+        "machine: 127.0.0.1 or localhost)"
+    )
     try:
         parts = urlsplit(url)
         has_login = parts.username is not None or parts.password is not None
     except ValueError:
         raise ValueError(f"{show(url)} is not a URL; {expected}") from None
-    if parts.scheme != "https" or not parts.hostname or " " in url:
+    # Plain http only to this machine (a FHIR server a developer runs locally): PHI
+    # never crosses a network unencrypted.
+    local = parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
+    if (parts.scheme != "https" and not local) or not parts.hostname or " " in url:
         raise ValueError(f"{show(url)} is not an https URL; {expected}")
     if has_login:
         # The client secret lives in Key Vault (credentials_secret), never in this file.

@@ -576,3 +576,9 @@ def test_any_text_gives_a_clinic_or_a_clinic_config_error(text: str) -> None:
         parse_clinic_yaml(text)
     except ClinicConfigError as error:
         assert error.problems and all(message for _, message in error.problems)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/fhir/R4", "http://localhost/fhir"])
+def test_a_fhir_server_on_this_machine_may_be_plain_http(url: str) -> None:
+    text = EXAMPLE.read_text().replace("https://fhir.maplegrove.example.org/r4", url)
+    assert parse_clinic_yaml(text).ehr.fhir_base_url == url

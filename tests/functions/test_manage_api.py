@@ -26,6 +26,7 @@ from reddytalk.admin.auth import CLINIC_ADMIN_ROLE, OPERATOR_ROLE
 from reddytalk.clinics.config import clinic_to_yaml
 from reddytalk.ports import AuditEvent, CallRecord, CallStore, Message
 from reddytalk.providers.seed import DEMO_CLINIC_ID, demo_clinic
+from reddytalk.scheduling.model import EhrConnection
 from tests.admin.entra import AUDIENCE, OTHER_KEY, TENANT, Entra, loopback_entra, token
 
 ALICE = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"  # ClinicAdmin of clinic A (the demo clinic)
@@ -479,5 +480,23 @@ def test_a_clinic_admin_lists_the_appointments_its_calls_changed_with_their_call
             )
             assert status == 400, bad
         assert [e.action for e in await api.store.audit_trail(A)] == []  # opens no PHI
+
+    run(scenario)
+
+
+def test_a_clinic_on_another_ehr_than_the_deployments_is_400_and_changes_nothing(
+    run: Callable[..., None],
+) -> None:
+    async def scenario(api: Api) -> None:
+        before = await api.snapshot()
+        own_ehr = EhrConnection("fhir", "https://fhir.other.example.org/r4", "other-secret")
+        status, body = await api.send(
+            "manage_clinic", "PUT", auth=OPERATOR, body=_new_clinic(ehr=own_ehr),
+            clinic_id="new-clinic",
+        )  # fmt: skip
+        assert status == 400
+        assert [p["field"] for p in body["problems"]] == ["ehr.kind"]
+        assert "embedded schedule" in body["problems"][0]["message"]
+        assert await api.snapshot() == before
 
     run(scenario)

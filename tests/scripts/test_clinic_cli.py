@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from clinic_cli import _run, main, parser
 
-from reddytalk.clinics.config import clinic_to_yaml, parse_clinic_yaml
+from reddytalk.clinics.config import ClinicConfigError, clinic_to_yaml, parse_clinic_yaml
 from reddytalk.composition import open_embedded_records
 from reddytalk.records import open_records
 from reddytalk.scheduling.model import Clinic, EhrConnection
@@ -181,14 +181,25 @@ def test_on_the_cloud_profile_the_clinic_goes_to_cosmos_db(
     cosmos_server: CosmosServer, fhir_server: FhirServer, tls: TlsFiles, tmp_path: Path
 ) -> None:
     """The same command against the deployment's store: Cosmos DB (loopback, real SDK)
-    with the key-encryption key in Key Vault (loopback), and the clinic's own FHIR EHR."""
-    clinic = parse_clinic_yaml(EXAMPLE.read_text())  # ehr: fhir, as a clinic in Azure
+    with the key-encryption key in Key Vault (loopback), and the deployment's FHIR EHR.
+    The example as shipped names an EHR of its own, which is refused, changing nothing."""
+    example = parse_clinic_yaml(EXAMPLE.read_text())  # ehr: fhir, its own server
 
-    async def scenario() -> tuple[list[str], Clinic | None]:
+    async def scenario() -> tuple[list[str], Clinic | None, Clinic]:
         async with _cloud(cosmos_server, fhir_server, tls, tmp_path) as cloud:
             settings = Settings.from_env(cloud.env)
+            ehr = EhrConnection("fhir", settings.fhir_base_url, settings.fhir_client_secret_name)
+            clinic = dataclasses.replace(example, ehr=ehr)
+            path = tmp_path / "maple.yaml"
+            path.write_text(clinic_to_yaml(clinic))
+            with pytest.raises(ClinicConfigError) as refused:
+                await _run(parser().parse_args(["add", str(EXAMPLE)]), settings,
+                           credential=cloud.credential)  # fmt: skip
+            assert [field for field, _ in refused.value.problems] == [
+                "ehr.base_url", "ehr.credentials_secret"
+            ]  # fmt: skip
             outputs = []
-            for argv in (["add", str(EXAMPLE)], ["list"], ["show", clinic.clinic_id]):
+            for argv in (["list"], ["add", str(path)], ["list"], ["show", clinic.clinic_id]):
                 args = parser().parse_args(argv)
                 outputs.append(await _run(args, settings, credential=cloud.credential))
             records = await open_records(settings, with_ehr=False, credential=cloud.credential)
@@ -196,9 +207,19 @@ def test_on_the_cloud_profile_the_clinic_goes_to_cosmos_db(
                 found = await records.store.find_clinic_by_number("+15550100101")
             finally:
                 await records.aclose()
-            return outputs, found
+            return outputs, found, clinic
 
-    (added, listed, shown), found = asyncio.run(scenario())
+    (before, added, listed, shown), found, clinic = asyncio.run(scenario())
+    assert "maple-grove" not in before  # the refused file saved nothing
     assert added.startswith("added maple-grove-family-medicine")
     assert listed.splitlines()[1].startswith("maple-grove-family-medicine\tMaple Grove")
     assert parse_clinic_yaml(shown) == clinic == found
+
+
+def test_a_clinic_on_another_ehr_than_the_deployments_is_refused_and_nothing_saved(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["add", str(EXAMPLE)]) == 1  # ehr: fhir, on the embedded profile
+    err = capsys.readouterr().err
+    assert "ehr.kind: is 'fhir'; this deployment's EHR is the embedded schedule" in err
+    assert not data_dir.exists() or _stored(data_dir) == []
