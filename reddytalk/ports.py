@@ -184,32 +184,49 @@ class Ehr(Protocol):
     ) -> list[Slot]:
         """Free slots starting in ``[start, end)``, earliest first."""
 
-    async def hold(self, *, slot_id: str, hold_key: str, until: dt.datetime) -> None:
-        """Keep a free slot for the booking ``hold_key`` until ``until``.
+    async def hold(
+        self, *, clinic_id: str, slot_id: str, hold_key: str, until: dt.datetime
+    ) -> None:
+        """Keep a free slot of the clinic for the booking ``hold_key`` until ``until``.
 
         Holding again with the same key extends the hold. Raises ``SlotUnavailable``
-        when the slot is booked or held for another key.
+        when the slot is booked or held for another key, and when it is unknown or
+        another clinic's (the same refusal: another clinic's slot does not exist here).
         """
 
-    async def release(self, *, slot_id: str, hold_key: str) -> None:
-        """Drop the hold ``hold_key`` has on the slot (nothing if it has none)."""
+    async def release(self, *, clinic_id: str, slot_id: str, hold_key: str) -> None:
+        """Drop the hold ``hold_key`` has on the clinic's slot (nothing if it has none, and
+        nothing for another clinic's slot)."""
 
     async def book(
-        self, *, slot_id: str, patient_id: str, appointment_type: str, idempotency_key: str
+        self,
+        *,
+        clinic_id: str,
+        slot_id: str,
+        patient_id: str,
+        appointment_type: str,
+        idempotency_key: str,
     ) -> Appointment:
-        """Book a free slot; the same ``idempotency_key`` returns the same appointment.
+        """Book a free slot of the clinic; the same ``idempotency_key`` returns the same
+        appointment.
 
         A slot held for ``idempotency_key`` can be booked by it; one held for another
-        key cannot.
+        key cannot. Another clinic's slot is refused as an unknown one is
+        (``SlotUnavailable``), even with the key another clinic booked it with.
         """
 
-    async def cancel(self, *, appointment_id: str) -> Appointment:
-        """Cancel an appointment and free its slot."""
+    async def cancel(self, *, clinic_id: str, appointment_id: str) -> Appointment:
+        """Cancel the clinic's appointment and free its slot.
+
+        Another clinic's appointment is refused as an unknown one is
+        (``SlotUnavailable``), and is left as it is.
+        """
 
     async def upcoming_appointments(
-        self, *, patient_id: str, after: dt.datetime
+        self, *, clinic_id: str, patient_id: str, after: dt.datetime
     ) -> list[Appointment]:
-        """A patient's booked appointments after ``after``, earliest first."""
+        """A patient's booked appointments at the clinic after ``after``, earliest first
+        (none of another clinic's)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,7 +133,9 @@ class ClinicRecords:
     async def upcoming_appointments(self, *, patient_id: str) -> list[Appointment]:
         """The patient's booked appointments from now on (the caller must have proved
         who they are: the caller of this class checks)."""
-        found = await self._ehr.upcoming_appointments(patient_id=patient_id, after=self._clock())
+        found = await self._ehr.upcoming_appointments(
+            clinic_id=self._clinic_id, patient_id=patient_id, after=self._clock()
+        )
         await self._audit("search", f"Patient/{patient_id}/Appointment", count=str(len(found)))
         return found
 

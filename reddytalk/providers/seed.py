@@ -156,10 +156,13 @@ async def seed_demo(store: SqliteStore, ehr: EmbeddedEhr, *, today: dt.date) -> 
         )
     linda = patients["Linda"]
     start_of_today = dt.datetime.combine(today, dt.time(0, 0), tzinfo=clinic.tz)
-    if await ehr.upcoming_appointments(patient_id=linda.patient_id, after=start_of_today):
+    if await ehr.upcoming_appointments(
+        clinic_id=clinic.clinic_id, patient_id=linda.patient_id, after=start_of_today
+    ):
         return  # seeded before (perhaps from an earlier day): she already has her visit
     try:
         await ehr.book(
+            clinic_id=clinic.clinic_id,
             slot_id=linda_slot,
             patient_id=linda.patient_id,
             appointment_type="checkup",

@@ -53,20 +53,26 @@ Activity = Callable[[ActivityDeps, dict[str, Any]], Awaitable[dict[str, Any]]]
 async def _hold_slot(deps: ActivityDeps, data: dict[str, Any]) -> dict[str, Any]:
     until = deps.clock() + HOLD_FOR
     try:
-        await deps.ehr.hold(slot_id=data["slot_id"], hold_key=data["key"], until=until)
+        await deps.ehr.hold(
+            clinic_id=data["clinic_id"], slot_id=data["slot_id"], hold_key=data["key"],
+            until=until,
+        )  # fmt: skip
     except SchedulingError as refusal:
         return {"refused": str(refusal)}
     return {"held": True}
 
 
 async def _release_hold(deps: ActivityDeps, data: dict[str, Any]) -> dict[str, Any]:
-    await deps.ehr.release(slot_id=data["slot_id"], hold_key=data["key"])
+    await deps.ehr.release(
+        clinic_id=data["clinic_id"], slot_id=data["slot_id"], hold_key=data["key"]
+    )
     return {}
 
 
 async def _write_appointment(deps: ActivityDeps, data: dict[str, Any]) -> dict[str, Any]:
     try:
         appointment = await deps.ehr.book(
+            clinic_id=data["clinic_id"],
             slot_id=data["slot_id"],
             patient_id=data["patient_id"],
             appointment_type=data["appointment_type"],
@@ -79,7 +85,9 @@ async def _write_appointment(deps: ActivityDeps, data: dict[str, Any]) -> dict[s
 
 async def _cancel_in_ehr(deps: ActivityDeps, data: dict[str, Any]) -> dict[str, Any]:
     try:
-        appointment = await deps.ehr.cancel(appointment_id=data["appointment_id"])
+        appointment = await deps.ehr.cancel(
+            clinic_id=data["clinic_id"], appointment_id=data["appointment_id"]
+        )
     except SchedulingError as refusal:
         return {"refused": str(refusal)}
     return {"appointment": appointment_to_dict(appointment)}

@@ -431,7 +431,14 @@ def test_a_workflow_for_a_patient_not_identified_books_nothing(env: Env) -> None
         asyncio.run(office.run(BOOK_APPOINTMENT, instance_id=name, data=booking))
 
     assert slot in env.free_slots()
-    assert asyncio.run(env.ehr.upcoming_appointments(patient_id=robert.patient_id, after=NOW)) == []
+    assert (
+        asyncio.run(
+            env.ehr.upcoming_appointments(
+                clinic_id=DEMO_CLINIC_ID, patient_id=robert.patient_id, after=NOW
+            )
+        )
+        == []
+    )
     assert env.audit() == []
 
 
@@ -459,7 +466,11 @@ def test_an_identified_patient_cannot_cancel_another_patients_appointment(env: E
     # the in-process office must refuse it as well.
     linda = env.patient(LINDA)
     assert linda is not None
-    [lindas] = asyncio.run(env.ehr.upcoming_appointments(patient_id=linda.patient_id, after=NOW))
+    [lindas] = asyncio.run(
+        env.ehr.upcoming_appointments(
+            clinic_id=DEMO_CLINIC_ID, patient_id=linda.patient_id, after=NOW
+        )
+    )
     office = env.back_office().for_call(call_id=CALL_ID, clinic_id=DEMO_CLINIC_ID, call_token=None)
 
     async def scenario() -> None:
@@ -485,7 +496,11 @@ def test_a_cancel_naming_no_patient_is_refused(env: Env) -> None:
     # The tools API requires the patient of a cancel (and its patient token).
     linda = env.patient(LINDA)
     assert linda is not None
-    [lindas] = asyncio.run(env.ehr.upcoming_appointments(patient_id=linda.patient_id, after=NOW))
+    [lindas] = asyncio.run(
+        env.ehr.upcoming_appointments(
+            clinic_id=DEMO_CLINIC_ID, patient_id=linda.patient_id, after=NOW
+        )
+    )
     office = env.back_office().for_call(call_id=CALL_ID, clinic_id=DEMO_CLINIC_ID, call_token=None)
     name = instance_id(CANCEL_APPOINTMENT, CALL_ID, lindas.appointment_id)
     data = {
@@ -648,7 +663,11 @@ def test_a_confirmation_goes_to_the_callers_number_once(
         again = asyncio.run(office.send_confirmation(BOOK_APPOINTMENT, instance_id=name, data=data))
 
     assert (first, again) == (True, False)
-    [booked] = asyncio.run(env.ehr.upcoming_appointments(patient_id=data["patient_id"], after=NOW))
+    [booked] = asyncio.run(
+        env.ehr.upcoming_appointments(
+            clinic_id=DEMO_CLINIC_ID, patient_id=data["patient_id"], after=NOW
+        )
+    )
     [text] = _outbox(env)
     assert text.to_number == CALLER_NUMBER
     assert text.text.startswith("Reddy Family Clinic: your appointment with Doctor")
@@ -713,7 +732,9 @@ def _records_and_appointment(env: Env) -> tuple[ClinicRecords, Any]:
     office = env.back_office().for_call(call_id=CALL_ID, clinic_id=DEMO_CLINIC_ID, call_token=None)
     _, data = _book(env, office)
     [appointment] = asyncio.run(
-        env.ehr.upcoming_appointments(patient_id=data["patient_id"], after=NOW)
+        env.ehr.upcoming_appointments(
+            clinic_id=DEMO_CLINIC_ID, patient_id=data["patient_id"], after=NOW
+        )
     )
     return env.records(), appointment
 

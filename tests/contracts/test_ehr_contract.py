@@ -104,15 +104,45 @@ async def _free(
 
 
 async def _book(
-    ehr: ContractEhr, slot_id: str, patient_id: str, key: str, kind: str = "checkup"
+    ehr: ContractEhr,
+    slot_id: str,
+    patient_id: str,
+    key: str,
+    kind: str = "checkup",
+    clinic_id: str = DEMO_CLINIC_ID,
 ) -> Appointment:
     return await ehr.book(
-        slot_id=slot_id, patient_id=patient_id, appointment_type=kind, idempotency_key=key
-    )
+        clinic_id=clinic_id, slot_id=slot_id, patient_id=patient_id, appointment_type=kind,
+        idempotency_key=key,
+    )  # fmt: skip
 
 
-async def _hold(ehr: ContractEhr, slot_id: str, key: str, until: dt.datetime) -> None:
-    await ehr.hold(slot_id=slot_id, hold_key=key, until=until)
+async def _hold(
+    ehr: ContractEhr,
+    slot_id: str,
+    key: str,
+    until: dt.datetime,
+    clinic_id: str = DEMO_CLINIC_ID,
+) -> None:
+    await ehr.hold(clinic_id=clinic_id, slot_id=slot_id, hold_key=key, until=until)
+
+
+async def _release(
+    ehr: ContractEhr, slot_id: str, key: str, clinic_id: str = DEMO_CLINIC_ID
+) -> None:
+    await ehr.release(clinic_id=clinic_id, slot_id=slot_id, hold_key=key)
+
+
+async def _cancel(
+    ehr: ContractEhr, appointment_id: str, clinic_id: str = DEMO_CLINIC_ID
+) -> Appointment:
+    return await ehr.cancel(clinic_id=clinic_id, appointment_id=appointment_id)
+
+
+async def _upcoming(
+    ehr: ContractEhr, patient_id: str, after: dt.datetime, clinic_id: str = DEMO_CLINIC_ID
+) -> list[Appointment]:
+    return await ehr.upcoming_appointments(clinic_id=clinic_id, patient_id=patient_id, after=after)
 
 
 # -- patients ----------------------------------------------------------------------------------
@@ -322,12 +352,12 @@ def test_release_drops_only_its_own_hold(ehr_backend: EhrBackend) -> None:
     async def scenario(ehr: ContractEhr) -> None:
         slot = (await _free(ehr))[0]
         await _hold(ehr, slot.slot_id, "k1", NOW + dt.timedelta(minutes=5))
-        await ehr.release(slot_id=slot.slot_id, hold_key="someone-else")
+        await _release(ehr, slot.slot_id, "someone-else")
         assert slot not in await _free(ehr)
-        await ehr.release(slot_id=slot.slot_id, hold_key="k1")
+        await _release(ehr, slot.slot_id, "k1")
         assert slot in await _free(ehr)
-        await ehr.release(slot_id=slot.slot_id, hold_key="k1")  # again: nothing
-        await ehr.release(slot_id="missing-slot", hold_key="k1")
+        await _release(ehr, slot.slot_id, "k1")  # again: nothing
+        await _release(ehr, "missing-slot", "k1")
         assert slot in await _free(ehr)
 
     ehr_backend.run(scenario)
@@ -382,7 +412,7 @@ def test_the_same_idempotency_key_books_once(ehr_backend: EhrBackend) -> None:
                 _book(other, slot.slot_id, robert, "retry-me"),
             )
         assert first == second == await _book(ehr, slot.slot_id, robert, "retry-me")
-        assert await ehr.upcoming_appointments(patient_id=robert, after=NOW) == [first]
+        assert await _upcoming(ehr, robert, NOW) == [first]
         with pytest.raises(ValueError, match="idempotency key"):
             await _book(ehr, other_slot.slot_id, robert, "retry-me")
         assert other_slot in await _free(ehr)
@@ -397,12 +427,10 @@ def test_a_taken_slot_cannot_be_booked(ehr_backend: EhrBackend) -> None:
         emily = await _patient_id(ehr, EMILY)
         with pytest.raises(SlotUnavailable, match=TAKEN):
             await _book(ehr, slot.slot_id, emily, "emily-1")
-        (visit,) = await ehr.upcoming_appointments(
-            patient_id=await _patient_id(ehr, LINDA), after=NOW
-        )
+        (visit,) = await _upcoming(ehr, await _patient_id(ehr, LINDA), NOW)
         with pytest.raises(SlotUnavailable, match=TAKEN):
             await _book(ehr, visit.slot_id, emily, "emily-2")
-        assert await ehr.upcoming_appointments(patient_id=emily, after=NOW) == []
+        assert await _upcoming(ehr, emily, NOW) == []
 
     ehr_backend.run(scenario)
 
@@ -425,8 +453,8 @@ def test_two_concurrent_bookings_of_one_slot_exactly_one_succeeds(
         assert isinstance(refused[0], SlotUnavailable) and str(refused[0]) == TAKEN
         winner = booked[0].patient_id
         loser = emily if winner == robert else robert
-        assert await ehr.upcoming_appointments(patient_id=winner, after=NOW) == booked
-        assert await ehr.upcoming_appointments(patient_id=loser, after=NOW) == []
+        assert await _upcoming(ehr, winner, NOW) == booked
+        assert await _upcoming(ehr, loser, NOW) == []
 
     ehr_backend.run(scenario)
 
@@ -441,7 +469,7 @@ def test_many_concurrent_bookings_of_one_slot_book_it_once(ehr_backend: EhrBacke
         )
         assert sum(isinstance(r, Appointment) for r in results) == 1, results
         assert all(isinstance(r, Appointment | SlotUnavailable) for r in results), results
-        assert len(await ehr.upcoming_appointments(patient_id=robert, after=NOW)) == 1
+        assert len(await _upcoming(ehr, robert, NOW)) == 1
 
     ehr_backend.run(scenario)
 
@@ -460,7 +488,7 @@ def test_booking_a_started_or_unknown_slot_or_for_an_unknown_patient_is_refused(
         with pytest.raises(SchedulingError, match="patient record"):
             await _book(ehr, slot.slot_id, "missing-patient", "key-2")
         assert slot in await _free(ehr)
-        assert await ehr.upcoming_appointments(patient_id=robert, after=NOW) == []
+        assert await _upcoming(ehr, robert, NOW) == []
 
     ehr_backend.run(scenario)
 
@@ -471,21 +499,21 @@ def test_booking_a_started_or_unknown_slot_or_for_an_unknown_patient_is_refused(
 def test_cancelling_frees_the_slot_and_again_changes_nothing(ehr_backend: EhrBackend) -> None:
     async def scenario(ehr: ContractEhr) -> None:
         linda = await _patient_id(ehr, LINDA)
-        (visit,) = await ehr.upcoming_appointments(patient_id=linda, after=NOW)
+        (visit,) = await _upcoming(ehr, linda, NOW)
         assert (visit.provider_id, visit.appointment_type, visit.start) == (
             "dr-chen", "checkup", LINDA_VISIT,
         )  # fmt: skip
-        cancelled = await ehr.cancel(appointment_id=visit.appointment_id)
+        cancelled = await _cancel(ehr, visit.appointment_id)
         assert cancelled.status == "cancelled"
         assert cancelled == replace(visit, status="cancelled")
-        assert await ehr.cancel(appointment_id=visit.appointment_id) == cancelled
+        assert await _cancel(ehr, visit.appointment_id) == cancelled
         chen = await _free(ehr, _at(0, day=LINDA_VISIT.date()), provider_id="dr-chen")
         assert visit.slot_id in {s.slot_id for s in chen}
-        assert await ehr.upcoming_appointments(patient_id=linda, after=NOW) == []
+        assert await _upcoming(ehr, linda, NOW) == []
         assert await ehr.get_appointment(visit.appointment_id) == cancelled
         robert = await _patient_id(ehr, ROBERT)  # the time is free for someone else now
         assert (await _book(ehr, visit.slot_id, robert, "robert-1")).start == LINDA_VISIT
-        assert await ehr.cancel(appointment_id=visit.appointment_id) == cancelled
+        assert await _cancel(ehr, visit.appointment_id) == cancelled
         assert visit.slot_id not in {
             s.slot_id for s in await _free(ehr, _at(0, day=LINDA_VISIT.date()))
         }
@@ -495,14 +523,12 @@ def test_cancelling_frees_the_slot_and_again_changes_nothing(ehr_backend: EhrBac
 
 def test_a_started_or_unknown_appointment_cannot_be_cancelled(ehr_backend: EhrBackend) -> None:
     async def scenario(ehr: ContractEhr) -> None:
-        (visit,) = await ehr.upcoming_appointments(
-            patient_id=await _patient_id(ehr, LINDA), after=NOW
-        )
+        (visit,) = await _upcoming(ehr, await _patient_id(ehr, LINDA), NOW)
         async with ehr_backend.open(LINDA_VISIT) as later:
             with pytest.raises(TimeNotBookable, match="already passed"):
-                await later.cancel(appointment_id=visit.appointment_id)
+                await _cancel(later, visit.appointment_id)
         with pytest.raises(SlotUnavailable, match="couldn't find that appointment"):
-            await ehr.cancel(appointment_id="missing-appointment")
+            await _cancel(ehr, "missing-appointment")
         assert await ehr.get_appointment(visit.appointment_id) == visit
 
     ehr_backend.run(scenario)
@@ -519,15 +545,115 @@ def test_upcoming_appointments_are_booked_ones_after_a_time_earliest_first(
         b_later = await _book(ehr, later.slot_id, robert, "k-later")
         b_sooner = await _book(ehr, sooner.slot_id, robert, "k-sooner")
         b_dropped = await _book(ehr, dropped.slot_id, robert, "k-dropped")
-        await ehr.cancel(appointment_id=b_dropped.appointment_id)
+        await _cancel(ehr, b_dropped.appointment_id)
 
         async def upcoming(after: dt.datetime) -> list[Appointment]:
-            return await ehr.upcoming_appointments(patient_id=robert, after=after)
+            return await _upcoming(ehr, robert, after)
 
         assert await upcoming(NOW) == [b_sooner, b_later]
         assert await upcoming(sooner.start) == [b_later]
         assert await upcoming(later.start) == []
-        assert await ehr.upcoming_appointments(patient_id="missing-patient", after=NOW) == []
+        assert await _upcoming(ehr, "missing-patient", NOW) == []
+
+    ehr_backend.run(scenario)
+
+
+# -- another clinic's ---------------------------------------------------------------------------
+
+OTHER = "other-clinic"
+NO_SLOT = "couldn't find that time"
+NO_APPOINTMENT = "couldn't find that appointment"
+
+
+def _add_other_clinic(ehr_backend: EhrBackend) -> None:
+    """Register a second clinic: its own providers (same ids as ours), no slots."""
+    ehr_backend.add_clinic(replace(demo_clinic(), clinic_id=OTHER, phone_number="+15550100300"))
+
+
+def test_another_clinics_slot_cannot_be_held_or_booked_as_if_unknown(
+    ehr_backend: EhrBackend,
+) -> None:
+    _add_other_clinic(ehr_backend)
+
+    async def scenario(ehr: ContractEhr) -> None:
+        slot = (await _free(ehr))[0]
+        given, family, born = ROBERT
+        theirs = await ehr.create_patient(
+            clinic_id=OTHER, given_name=given, family_name=family, birth_date=born
+        )
+        until = NOW + dt.timedelta(minutes=5)
+        for clinic_id in (OTHER, "no-such-clinic"):
+            with pytest.raises(SlotUnavailable, match=NO_SLOT):
+                await _hold(ehr, slot.slot_id, "theirs-1", until, clinic_id=clinic_id)
+            with pytest.raises(SlotUnavailable, match=NO_SLOT):
+                await _book(ehr, slot.slot_id, theirs.patient_id, "theirs-1", clinic_id=clinic_id)
+        async with ehr_backend.open(NOW) as cold:  # another process: nothing cached yet
+            with pytest.raises(SlotUnavailable, match=NO_SLOT):
+                await _hold(cold, slot.slot_id, "theirs-2", until, clinic_id=OTHER)
+            with pytest.raises(SlotUnavailable, match=NO_SLOT):
+                await _book(cold, slot.slot_id, theirs.patient_id, "theirs-2", clinic_id=OTHER)
+        assert slot in await _free(ehr)  # nothing was held or taken
+        assert await _upcoming(ehr, theirs.patient_id, NOW, clinic_id=OTHER) == []
+        robert = await _patient_id(ehr, ROBERT)
+        booked = await _book(ehr, slot.slot_id, robert, "ours-1")
+        with pytest.raises(SlotUnavailable, match=NO_SLOT):  # not even as a retry of ours
+            await _book(ehr, slot.slot_id, robert, "ours-1", clinic_id=OTHER)
+        assert await _book(ehr, slot.slot_id, robert, "ours-1") == booked
+
+    ehr_backend.run(scenario)
+
+
+def test_another_clinic_cannot_release_a_hold_on_our_slot(ehr_backend: EhrBackend) -> None:
+    _add_other_clinic(ehr_backend)
+
+    async def scenario(ehr: ContractEhr) -> None:
+        slot = (await _free(ehr))[0]
+        async with ehr_backend.open(NOW) as cold:  # another process: nothing cached yet
+            await _hold(cold, slot.slot_id, "k1", NOW + dt.timedelta(minutes=5))
+        for clinic_id in (OTHER, "no-such-clinic"):
+            async with ehr_backend.open(NOW) as cold:
+                await _release(cold, slot.slot_id, "k1", clinic_id=clinic_id)  # the same key
+            await _release(ehr, slot.slot_id, "k1", clinic_id=clinic_id)
+            assert slot not in await _free(ehr)
+        await _release(ehr, slot.slot_id, "k1")
+        assert slot in await _free(ehr)
+
+    ehr_backend.run(scenario)
+
+
+def test_another_clinics_appointment_cannot_be_cancelled_as_if_unknown(
+    ehr_backend: EhrBackend,
+) -> None:
+    _add_other_clinic(ehr_backend)
+
+    async def scenario(ehr: ContractEhr) -> None:
+        (visit,) = await _upcoming(ehr, await _patient_id(ehr, LINDA), NOW)
+        for clinic_id in (OTHER, "no-such-clinic"):
+            with pytest.raises(SlotUnavailable, match=NO_APPOINTMENT):
+                await _cancel(ehr, visit.appointment_id, clinic_id=clinic_id)
+        assert await ehr.get_appointment(visit.appointment_id) == visit
+        assert visit.slot_id not in {
+            s.slot_id for s in await _free(ehr, _at(0, day=LINDA_VISIT.date()))
+        }
+        assert (await _cancel(ehr, visit.appointment_id)).status == "cancelled"
+        with pytest.raises(SlotUnavailable, match=NO_APPOINTMENT):  # cancelled: still not theirs
+            await _cancel(ehr, visit.appointment_id, clinic_id=OTHER)
+
+    ehr_backend.run(scenario)
+
+
+def test_upcoming_appointments_are_the_clinics_only(ehr_backend: EhrBackend) -> None:
+    _add_other_clinic(ehr_backend)
+
+    async def scenario(ehr: ContractEhr) -> None:
+        linda = await _patient_id(ehr, LINDA)
+        robert = await _patient_id(ehr, ROBERT)
+        booked = await _book(ehr, (await _free(ehr))[0].slot_id, robert, "robert-1")
+        assert len(await _upcoming(ehr, linda, NOW)) == 1
+        assert await _upcoming(ehr, robert, NOW) == [booked]
+        for clinic_id in (OTHER, "no-such-clinic"):
+            assert await _upcoming(ehr, linda, NOW, clinic_id=clinic_id) == []
+            assert await _upcoming(ehr, robert, NOW, clinic_id=clinic_id) == []
 
     ehr_backend.run(scenario)
 

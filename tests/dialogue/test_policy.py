@@ -61,7 +61,11 @@ class Call:
         )
 
     def upcoming(self, patient: Patient) -> list[Appointment]:
-        return asyncio.run(self.ehr.upcoming_appointments(patient_id=patient.patient_id, after=NOW))
+        return asyncio.run(
+            self.ehr.upcoming_appointments(
+                clinic_id=DEMO_CLINIC_ID, patient_id=patient.patient_id, after=NOW
+            )
+        )
 
     def messages(self) -> list[Message]:
         return asyncio.run(self.store.list_messages(DEMO_CLINIC_ID))

@@ -157,7 +157,7 @@ def test_booking_through_the_tools_api_books_once(run_stack: Callable[..., None]
         again = await stack.tool(call_id, "book", body, token)  # a retried request
         assert again == (200, first)
         upcoming = await stack.ehr.upcoming_appointments(
-            patient_id=patient_id, after=dt.datetime.now(dt.UTC)
+            clinic_id=DEMO_CLINIC_ID, patient_id=patient_id, after=dt.datetime.now(dt.UTC)
         )
         assert [a.slot_id for a in upcoming] == [slot.slot_id]
 
@@ -176,7 +176,9 @@ def test_a_slot_someone_else_holds_is_refused_as_data(run_stack: Callable[..., N
         slot = await stack.free_slot()
         patient_id, patient_token = await stack.identify(call_id, token)
         until = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
-        await stack.ehr.hold(slot_id=slot.slot_id, hold_key="another-call", until=until)
+        await stack.ehr.hold(
+            clinic_id=DEMO_CLINIC_ID, slot_id=slot.slot_id, hold_key="another-call", until=until
+        )
         body = {"slot_id": slot.slot_id, "patient_id": patient_id, "appointment_type": "checkup",
                 "patient_token": patient_token}  # fmt: skip
         assert await stack.tool(call_id, "book", body, token) == (
@@ -351,7 +353,9 @@ def test_a_call_reaches_only_the_patient_it_identified(run_stack: Callable[..., 
         assert "birth_date" in cases[7][0][1]["error"]
         assert "linda" not in str(cases).lower()  # no error echoes another patient's name
         now = dt.datetime.now(dt.UTC)
-        still = await stack.ehr.upcoming_appointments(patient_id=linda, after=now)
+        still = await stack.ehr.upcoming_appointments(
+            clinic_id=DEMO_CLINIC_ID, patient_id=linda, after=now
+        )
         assert [a.appointment_id for a in still] == [lindas["appointment_id"]]
         assert (await stack.free_slot()) == slot  # nothing was booked
         unknown = {"given_name": "Nobody", "family_name": "Here", "birth_date": "2000-01-01"}

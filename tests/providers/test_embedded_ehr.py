@@ -118,10 +118,16 @@ def _free(env: Env, day: dt.date, provider_id: str | None = None) -> list[Slot]:
     )
 
 
-def _book(env: Env, slot_id: str, patient_id: str, key: str) -> Appointment:
+def _book(
+    env: Env, slot_id: str, patient_id: str, key: str, clinic_id: str = DEMO_CLINIC_ID
+) -> Appointment:
     return asyncio.run(
         env.ehr.book(
-            slot_id=slot_id, patient_id=patient_id, appointment_type="checkup", idempotency_key=key
+            clinic_id=clinic_id,
+            slot_id=slot_id,
+            patient_id=patient_id,
+            appointment_type="checkup",
+            idempotency_key=key,
         )
     )
 
@@ -146,7 +152,9 @@ def test_seed_creates_the_demo_clinic_schedule_and_patients(seeded: Env) -> None
         ("Robert", "Taylor", dt.date(1980, 3, 15)),
     ]
     linda = _patient_id(seeded, "Linda", "Wilson", dt.date(1975, 7, 4))
-    (visit,) = asyncio.run(seeded.ehr.upcoming_appointments(patient_id=linda, after=NOW))
+    (visit,) = asyncio.run(
+        seeded.ehr.upcoming_appointments(clinic_id=DEMO_CLINIC_ID, patient_id=linda, after=NOW)
+    )
     assert (visit.provider_id, visit.appointment_type, visit.start) == (
         "dr-chen",
         "checkup",
@@ -348,12 +356,14 @@ def test_two_callers_racing_for_one_slot_get_one_appointment(seeded: Env) -> Non
     async def race() -> tuple[Appointment | BaseException, ...]:
         return await asyncio.gather(
             seeded.ehr.book(
+                clinic_id=DEMO_CLINIC_ID,
                 slot_id=slot.slot_id,
                 patient_id=robert,
                 appointment_type="checkup",
                 idempotency_key="robert-1",
             ),
             seeded.ehr.book(
+                clinic_id=DEMO_CLINIC_ID,
                 slot_id=slot.slot_id,
                 patient_id=emily,
                 appointment_type="sick-visit",
@@ -382,6 +392,7 @@ def test_the_same_idempotency_key_books_once(seeded: Env) -> None:
         return await asyncio.gather(
             *(
                 seeded.ehr.book(
+                    clinic_id=DEMO_CLINIC_ID,
                     slot_id=slot.slot_id,
                     patient_id=robert,
                     appointment_type="checkup",
@@ -417,7 +428,7 @@ def test_booking_a_past_slot_is_refused_and_changes_nothing(env: Env) -> None:
     before = env.dump()
 
     with pytest.raises(TimeNotBookable, match="already passed"):
-        _book(env, past.slot_id, patient.patient_id, "key-past")
+        _book(env, past.slot_id, patient.patient_id, "key-past", clinic.clinic_id)
 
     assert env.dump() == before
 
@@ -439,24 +450,35 @@ def test_booking_an_unknown_slot_or_patient_is_refused(seeded: Env) -> None:
 
 def test_cancelling_frees_the_slot_and_is_idempotent(seeded: Env) -> None:
     linda = _patient_id(seeded, "Linda", "Wilson", dt.date(1975, 7, 4))
-    (visit,) = asyncio.run(seeded.ehr.upcoming_appointments(patient_id=linda, after=NOW))
+    (visit,) = asyncio.run(
+        seeded.ehr.upcoming_appointments(clinic_id=DEMO_CLINIC_ID, patient_id=linda, after=NOW)
+    )
     assert visit.slot_id not in {s.slot_id for s in _free(seeded, MARIA_VISIT.date())}
 
-    cancelled = asyncio.run(seeded.ehr.cancel(appointment_id=visit.appointment_id))
+    cancelled = asyncio.run(
+        seeded.ehr.cancel(clinic_id=DEMO_CLINIC_ID, appointment_id=visit.appointment_id)
+    )
     after_first = seeded.dump()
-    again = asyncio.run(seeded.ehr.cancel(appointment_id=visit.appointment_id))
+    again = asyncio.run(
+        seeded.ehr.cancel(clinic_id=DEMO_CLINIC_ID, appointment_id=visit.appointment_id)
+    )
 
     assert cancelled.status == "cancelled" and cancelled.appointment_id == visit.appointment_id
     assert again == cancelled
     assert seeded.dump() == after_first
     assert visit.slot_id in {s.slot_id for s in _free(seeded, MARIA_VISIT.date(), "dr-chen")}
-    assert asyncio.run(seeded.ehr.upcoming_appointments(patient_id=linda, after=NOW)) == []
+    assert (
+        asyncio.run(
+            seeded.ehr.upcoming_appointments(clinic_id=DEMO_CLINIC_ID, patient_id=linda, after=NOW)
+        )
+        == []
+    )
     assert asyncio.run(seeded.ehr.get_appointment(visit.appointment_id)) == cancelled
 
 
 def test_cancelling_an_unknown_appointment_is_a_clear_error(seeded: Env) -> None:
     with pytest.raises(SlotUnavailable, match="couldn't find that appointment"):
-        asyncio.run(seeded.ehr.cancel(appointment_id="appt_missing"))
+        asyncio.run(seeded.ehr.cancel(clinic_id=DEMO_CLINIC_ID, appointment_id="appt_missing"))
 
 
 def test_upcoming_appointments_are_booked_ones_after_a_time_earliest_first(seeded: Env) -> None:
@@ -467,10 +489,16 @@ def test_upcoming_appointments_are_booked_ones_after_a_time_earliest_first(seede
     b_later = _book(seeded, later.slot_id, robert, "k-later")
     b_sooner = _book(seeded, sooner.slot_id, robert, "k-sooner")
     b_dropped = _book(seeded, dropped.slot_id, robert, "k-dropped")
-    asyncio.run(seeded.ehr.cancel(appointment_id=b_dropped.appointment_id))
+    asyncio.run(
+        seeded.ehr.cancel(clinic_id=DEMO_CLINIC_ID, appointment_id=b_dropped.appointment_id)
+    )
 
     def upcoming(after: dt.datetime) -> list[Appointment]:
-        return asyncio.run(seeded.ehr.upcoming_appointments(patient_id=robert, after=after))
+        return asyncio.run(
+            seeded.ehr.upcoming_appointments(
+                clinic_id=DEMO_CLINIC_ID, patient_id=robert, after=after
+            )
+        )
 
     assert upcoming(NOW) == [b_sooner, b_later]
     assert upcoming(sooner.start) == [b_later]
@@ -480,9 +508,11 @@ def test_upcoming_appointments_are_booked_ones_after_a_time_earliest_first(seede
 # -- holds -------------------------------------------------------------------------------------
 
 
-def _hold(env: Env, slot_id: str, key: str, minutes: int = 5) -> None:
+def _hold(
+    env: Env, slot_id: str, key: str, minutes: int = 5, clinic_id: str = DEMO_CLINIC_ID
+) -> None:
     until = NOW + dt.timedelta(minutes=minutes)
-    asyncio.run(env.ehr.hold(slot_id=slot_id, hold_key=key, until=until))
+    asyncio.run(env.ehr.hold(clinic_id=clinic_id, slot_id=slot_id, hold_key=key, until=until))
 
 
 def test_a_held_slot_is_not_offered_and_only_its_booking_can_book_it(seeded: Env) -> None:
@@ -512,9 +542,11 @@ def test_a_released_or_expired_hold_frees_the_slot(seeded: Env) -> None:
     day = dt.date(2026, 3, 5)
     first, second = _free(seeded, day)[:2]
     _hold(seeded, first.slot_id, "k1")
-    asyncio.run(seeded.ehr.release(slot_id=first.slot_id, hold_key="someone-else"))
+    asyncio.run(
+        seeded.ehr.release(clinic_id=DEMO_CLINIC_ID, slot_id=first.slot_id, hold_key="someone-else")
+    )
     assert first not in _free(seeded, day)  # only its own key releases a hold
-    asyncio.run(seeded.ehr.release(slot_id=first.slot_id, hold_key="k1"))
+    asyncio.run(seeded.ehr.release(clinic_id=DEMO_CLINIC_ID, slot_id=first.slot_id, hold_key="k1"))
     assert first in _free(seeded, day)
     _hold(seeded, second.slot_id, "k2", minutes=-1)  # already expired
     assert second in _free(seeded, day)
@@ -538,5 +570,5 @@ def test_a_past_slot_cannot_be_held(env: Env) -> None:
     past = _slot("slot_past", "dr-a", NOW - dt.timedelta(days=1))
     asyncio.run(env.ehr.add_slots(clinic.clinic_id, [past]))
     with pytest.raises(TimeNotBookable):
-        _hold(env, past.slot_id, "k")
+        _hold(env, past.slot_id, "k", clinic_id=clinic.clinic_id)
     assert env.rows("SELECT count(*) FROM slot_holds") == [(0,)]

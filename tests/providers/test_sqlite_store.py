@@ -409,7 +409,9 @@ def test_a_clinic_with_its_schedule_is_removed_and_the_schedule_stays(tmp_path: 
                 birth_date=dt.date(1975, 7, 4),
             )  # fmt: skip
             assert linda is not None
-            assert await records.ehr.upcoming_appointments(patient_id=linda.patient_id, after=T0)
+            assert await records.ehr.upcoming_appointments(
+                clinic_id=DEMO_CLINIC_ID, patient_id=linda.patient_id, after=T0
+            )
 
             await records.store.save_clinic(demo_clinic())  # added again: un-removed
             assert await records.store.list_clinics() == [demo_clinic()]

@@ -138,7 +138,9 @@ def test_the_upgrade_seals_a_schema_1_file_in_place(tmp_path: Path, with_message
             )  # fmt: skip
             assert robert is not None and robert.patient_id == "pat_1"
             assert (robert.given_name, robert.phone) == ("Robert", "+15555550123")
-            [visit] = await records.ehr.upcoming_appointments(patient_id="pat_1", after=NOW)
+            [visit] = await records.ehr.upcoming_appointments(
+                clinic_id=DEMO_CLINIC_ID, patient_id="pat_1", after=NOW
+            )
             assert visit.appointment_id == "appt_1"
             call = await records.store.get_call("call-1")
             assert call is not None and call.transcript == tuple(map(tuple, TRANSCRIPT))

@@ -226,7 +226,9 @@ def test_a_booking_orchestration_books_once_per_instance_id(
         assert await stack.client.start_new("book_appointment", instance, retry) == instance
         again = await stack.until_done(instance)
         assert (again.input_, again.output) == (data, status.output)
-        upcoming = await stack.ehr.upcoming_appointments(patient_id=robert.patient_id, after=now)
+        upcoming = await stack.ehr.upcoming_appointments(
+            clinic_id=DEMO_CLINIC_ID, patient_id=robert.patient_id, after=now
+        )
         assert [a.slot_id for a in upcoming] == [slot.slot_id]
         assert len(await stack.store.audit_trail("call-1")) == 1
 

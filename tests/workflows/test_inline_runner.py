@@ -108,7 +108,9 @@ def test_the_same_request_again_returns_the_first_result_and_books_once(env: Env
     first = _book(env, runner, slot, _robert(env))
     again = _book(env, runner, slot, _robert(env))
     assert again == first
-    upcoming = asyncio.run(env.ehr.upcoming_appointments(patient_id=_robert(env), after=NOW))
+    upcoming = asyncio.run(
+        env.ehr.upcoming_appointments(clinic_id=DEMO_CLINIC_ID, patient_id=_robert(env), after=NOW)
+    )
     assert len(upcoming) == 1
     assert len(env.audit()) == 1
 
@@ -116,7 +118,11 @@ def test_the_same_request_again_returns_the_first_result_and_books_once(env: Env
 def test_a_slot_held_by_another_booking_is_refused_and_nothing_changes(env: Env) -> None:
     slot = env.free()[0]
     until = NOW + dt.timedelta(minutes=5)
-    asyncio.run(env.ehr.hold(slot_id=slot.slot_id, hold_key="another-call", until=until))
+    asyncio.run(
+        env.ehr.hold(
+            clinic_id=DEMO_CLINIC_ID, slot_id=slot.slot_id, hold_key="another-call", until=until
+        )
+    )
     result = _book(env, env.runner(), slot, _robert(env))
     assert result == {"status": "refused", "reason": "That time was just taken."}
     assert env.audit() == []
@@ -164,7 +170,9 @@ def test_rescheduling_books_the_new_slot_and_cancels_the_old(env: Env) -> None:
     result = _reschedule(env, env.runner(), old, second)
     assert result["status"] == "rescheduled"
     assert first in env.free() and second not in env.free()
-    upcoming = asyncio.run(env.ehr.upcoming_appointments(patient_id=_robert(env), after=NOW))
+    upcoming = asyncio.run(
+        env.ehr.upcoming_appointments(clinic_id=DEMO_CLINIC_ID, patient_id=_robert(env), after=NOW)
+    )
     assert [a.slot_id for a in upcoming] == [second.slot_id]
 
 
@@ -185,7 +193,9 @@ def test_when_the_old_appointment_cannot_be_cancelled_the_new_one_is_undone(env:
     assert result["status"] == "failed"
     assert cancelled[:3] == [old["appointment_id"]] * 3
     assert len(cancelled) == 4 and cancelled[3] != old["appointment_id"]  # the new one
-    upcoming = asyncio.run(env.ehr.upcoming_appointments(patient_id=_robert(env), after=NOW))
+    upcoming = asyncio.run(
+        env.ehr.upcoming_appointments(clinic_id=DEMO_CLINIC_ID, patient_id=_robert(env), after=NOW)
+    )
     assert [a.slot_id for a in upcoming] == [first.slot_id]  # exactly the old one, kept
 
 

@@ -10,6 +10,10 @@ conditional ``UPDATE`` and the appointment is inserted with a unique
 ``idempotency_key``, so two callers racing for one slot get one appointment
 between them, and a retried request gets the appointment it already made.
 
+Every slot and appointment row carries its clinic's id, and each operation names its
+clinic: the id is part of the lookup's ``WHERE``, so another clinic's slot or
+appointment is exactly as absent as an unknown one.
+
 Patients' PHI is sealed and found by a blind index (``embedded_patients.py``); the
 file keeps no plaintext PHI.
 """
@@ -34,6 +38,8 @@ from reddytalk.providers.store.sqlite_db import (
 from reddytalk.scheduling.model import Appointment, Patient, Slot
 
 __all__ = ["EmbeddedEhr", "new_id"]
+
+_NO_SLOT = "I couldn't find that time in the schedule."
 
 
 def _utc_now() -> dt.datetime:
@@ -177,14 +183,22 @@ class EmbeddedEhr:
         return await self._db.run(work, write=False)
 
     async def book(
-        self, *, slot_id: str, patient_id: str, appointment_type: str, idempotency_key: str
+        self,
+        *,
+        clinic_id: str,
+        slot_id: str,
+        patient_id: str,
+        appointment_type: str,
+        idempotency_key: str,
     ) -> Appointment:
-        """Book a free slot; the same ``idempotency_key`` returns the same appointment.
+        """Book a free slot of the clinic; the same ``idempotency_key`` returns the same
+        appointment (if the clinic made it).
 
         Raises:
-            SlotUnavailable: The slot is taken or unknown.
+            SlotUnavailable: The slot is taken, unknown or another clinic's (a retry of
+                another clinic's booking of it too).
             TimeNotBookable: The slot already started.
-            SchedulingError: The patient is unknown in the slot's clinic.
+            SchedulingError: The patient is unknown in the clinic.
             ValueError: ``idempotency_key`` was used before for another slot or patient.
         """
         now = to_utc_iso(self._now())
@@ -196,15 +210,17 @@ class EmbeddedEhr:
             if done is not None:
                 if (done["slot_id"], done["patient_id"]) != (slot_id, patient_id):
                     raise ValueError("idempotency key reused for a different booking")
+                if done["clinic_id"] != clinic_id:  # the slot is another clinic's
+                    raise SlotUnavailable(_NO_SLOT)
                 return _appointment_from_row(done)
-            slot = conn.execute("SELECT * FROM slots WHERE slot_id = ?", (slot_id,)).fetchone()
+            slot = _clinic_slot(conn, clinic_id, slot_id)
             if slot is None:
-                raise SlotUnavailable("I couldn't find that time in the schedule.")
+                raise SlotUnavailable(_NO_SLOT)
             if slot["start_utc"] <= now:
                 raise TimeNotBookable("That time has already passed.")
             patient = conn.execute(
                 "SELECT 1 FROM patients WHERE patient_id = ? AND clinic_id = ?",
-                (patient_id, slot["clinic_id"]),
+                (patient_id, clinic_id),
             ).fetchone()
             if patient is None:
                 raise SchedulingError("I couldn't find your patient record.")
@@ -224,7 +240,7 @@ class EmbeddedEhr:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'booked', ?)",
                 (
                     appointment_id,
-                    slot["clinic_id"],
+                    clinic_id,
                     patient_id,
                     slot["provider_id"],
                     appointment_type,
@@ -238,11 +254,14 @@ class EmbeddedEhr:
 
         return await self._db.run(work)
 
-    async def hold(self, *, slot_id: str, hold_key: str, until: dt.datetime) -> None:
-        """Keep a free slot for ``hold_key`` until ``until`` (again: extend it).
+    async def hold(
+        self, *, clinic_id: str, slot_id: str, hold_key: str, until: dt.datetime
+    ) -> None:
+        """Keep a free slot of the clinic for ``hold_key`` until ``until`` (again: extend it).
 
         Raises:
-            SlotUnavailable: The slot is unknown, booked, or held for another key.
+            SlotUnavailable: The slot is unknown, another clinic's, booked, or held for
+                another key.
             TimeNotBookable: The slot already started.
             ValueError: ``until`` is naive.
         """
@@ -250,9 +269,9 @@ class EmbeddedEhr:
         expires = to_utc_iso(until)
 
         def work(conn: sqlite3.Connection) -> None:
-            slot = conn.execute("SELECT * FROM slots WHERE slot_id = ?", (slot_id,)).fetchone()
+            slot = _clinic_slot(conn, clinic_id, slot_id)
             if slot is None:
-                raise SlotUnavailable("I couldn't find that time in the schedule.")
+                raise SlotUnavailable(_NO_SLOT)
             if slot["start_utc"] <= now:
                 raise TimeNotBookable("That time has already passed.")
             if slot["status"] != "free" or _held_by_other(conn, slot_id, hold_key, now):
@@ -266,28 +285,34 @@ class EmbeddedEhr:
 
         await self._db.run(work)
 
-    async def release(self, *, slot_id: str, hold_key: str) -> None:
-        """Drop ``hold_key``'s hold on the slot; nothing if it holds none."""
+    async def release(self, *, clinic_id: str, slot_id: str, hold_key: str) -> None:
+        """Drop ``hold_key``'s hold on the clinic's slot; nothing if it holds none, or if
+        the slot is another clinic's."""
 
         def work(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "DELETE FROM slot_holds WHERE slot_id = ? AND hold_key = ?", (slot_id, hold_key)
+                "DELETE FROM slot_holds WHERE slot_id = ? AND hold_key = ? AND EXISTS"
+                " (SELECT 1 FROM slots WHERE slot_id = ? AND clinic_id = ?)",
+                (slot_id, hold_key, slot_id, clinic_id),
             )
 
         await self._db.run(work)
 
-    async def cancel(self, *, appointment_id: str) -> Appointment:
-        """Cancel an appointment and free its slot; cancelling again changes nothing.
+    async def cancel(self, *, clinic_id: str, appointment_id: str) -> Appointment:
+        """Cancel the clinic's appointment and free its slot; cancelling again changes
+        nothing.
 
         Raises:
-            SlotUnavailable: No appointment has this id.
+            SlotUnavailable: The clinic has no appointment with this id (another clinic's
+                is left as it is).
             TimeNotBookable: The appointment already started.
         """
         now = to_utc_iso(self._now())
 
         def work(conn: sqlite3.Connection) -> Appointment:
             row = conn.execute(
-                "SELECT * FROM appointments WHERE appointment_id = ?", (appointment_id,)
+                "SELECT * FROM appointments WHERE appointment_id = ? AND clinic_id = ?",
+                (appointment_id, clinic_id),
             ).fetchone()
             if row is None:
                 raise SlotUnavailable("I couldn't find that appointment.")
@@ -316,24 +341,33 @@ class EmbeddedEhr:
         return await self._db.run(work, write=False)
 
     async def upcoming_appointments(
-        self, *, patient_id: str, after: dt.datetime
+        self, *, clinic_id: str, patient_id: str, after: dt.datetime
     ) -> list[Appointment]:
-        """A patient's booked appointments starting after ``after``, earliest first.
+        """A patient's booked appointments at the clinic starting after ``after``,
+        earliest first.
 
         Raises:
             ValueError: ``after`` is naive.
         """
-        params = (patient_id, to_utc_iso(after))
+        params = (patient_id, clinic_id, to_utc_iso(after))
 
         def work(conn: sqlite3.Connection) -> list[Appointment]:
             rows = conn.execute(
-                "SELECT * FROM appointments WHERE patient_id = ? AND status = 'booked'"
-                " AND start_utc > ? ORDER BY start_utc, provider_id",
+                "SELECT * FROM appointments WHERE patient_id = ? AND clinic_id = ?"
+                " AND status = 'booked' AND start_utc > ? ORDER BY start_utc, provider_id",
                 params,
             )
             return [_appointment_from_row(row) for row in rows]
 
         return await self._db.run(work, write=False)
+
+
+def _clinic_slot(conn: sqlite3.Connection, clinic_id: str, slot_id: str) -> sqlite3.Row | None:
+    """The slot, if it is the clinic's (another clinic's is as unknown as a missing one)."""
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT * FROM slots WHERE slot_id = ? AND clinic_id = ?", (slot_id, clinic_id)
+    ).fetchone()
+    return row
 
 
 def _held_by_other(conn: sqlite3.Connection, slot_id: str, key: str, now_utc: str) -> bool:

@@ -54,7 +54,16 @@ Operations:
 - ``cancel``: Appointment ``cancelled`` (``If-Match``), then its Slot freed if it still
   carries this booking's claim (or no claim); cancelling a cancelled appointment frees a
   slot left busy by a failure and otherwise changes nothing.
-- ``upcoming_appointments``: ``Appointment?patient=&date=gt<after>&status=booked``.
+- ``upcoming_appointments``: ``Appointment?patient=&date=gt<after>&status=booked``, the
+  clinic's only.
+
+Clinic scope: every operation names its clinic, and another clinic's slot or appointment
+is treated exactly as an unknown one. A Slot is the clinic's when its Schedule is one of
+the clinic's directory (cached, see ``fhir_directory.py``; the Slot is read anyway, so
+the check costs no request once the directory is loaded); an Appointment is the clinic's
+when its PractitionerRole (else its Slot's Schedule) is. So ``hold``, ``release`` and
+``book`` of another clinic's slot, and ``cancel`` of another clinic's appointment, are
+refused or do nothing before anything is written.
 
 Errors: 409/412 → ``SlotUnavailable``; 5xx, timeouts, connection errors → retryable
 ``ProviderError``; other 4xx → non-retryable ``ProviderError`` (``fhir_client.py``).
@@ -272,49 +281,63 @@ class FhirEhr:
                 slots.append(slot)
         return sorted(slots, key=lambda s: (s.start, s.provider_id))
 
-    async def hold(self, *, slot_id: str, hold_key: str, until: dt.datetime) -> None:
-        """Keep a free slot for ``hold_key`` until ``until`` (again: extend it).
+    async def hold(
+        self, *, clinic_id: str, slot_id: str, hold_key: str, until: dt.datetime
+    ) -> None:
+        """Keep a free slot of the clinic for ``hold_key`` until ``until`` (again: extend it).
 
         Raises:
-            SlotUnavailable: The slot is unknown, booked, or held for another key.
+            SlotUnavailable: The slot is unknown, another clinic's, booked, or held for
+                another key.
             TimeNotBookable: The slot already started.
             ValueError: ``until`` is naive.
         """
         instant(until)
+        found = await self._clinic_slot(clinic_id, slot_id)
+        if found is None:
+            raise SlotUnavailable(_NO_SLOT)
         decide = holding(Claim(key_digest(hold_key), until), self._now())
-        if await self.slots.write(slot_id, decide) is None:
+        if await self.slots.write(slot_id, decide, current=found[0]) is None:
             raise SlotUnavailable(_NO_SLOT)
 
-    async def release(self, *, slot_id: str, hold_key: str) -> None:
-        """Drop ``hold_key``'s hold on the slot; nothing if it holds none."""
-        await self.slots.write(slot_id, releasing(key_digest(hold_key)))
+    async def release(self, *, clinic_id: str, slot_id: str, hold_key: str) -> None:
+        """Drop ``hold_key``'s hold on the clinic's slot; nothing if it holds none, or if
+        the slot is another clinic's."""
+        found = await self._clinic_slot(clinic_id, slot_id)
+        if found is not None:
+            await self.slots.write(slot_id, releasing(key_digest(hold_key)), current=found[0])
 
     # -- appointments --------------------------------------------------------------------------
 
     async def book(
-        self, *, slot_id: str, patient_id: str, appointment_type: str, idempotency_key: str
+        self,
+        *,
+        clinic_id: str,
+        slot_id: str,
+        patient_id: str,
+        appointment_type: str,
+        idempotency_key: str,
     ) -> Appointment:
-        """Book a free slot; the same ``idempotency_key`` returns the same appointment.
+        """Book a free slot of the clinic; the same ``idempotency_key`` returns the same
+        appointment (if the clinic made it).
 
         Raises:
-            SlotUnavailable: The slot is taken or unknown.
+            SlotUnavailable: The slot is taken, unknown or another clinic's (a retry of
+                another clinic's booking of it too).
             TimeNotBookable: The slot already started.
-            SchedulingError: The patient is unknown in the slot's clinic.
+            SchedulingError: The patient is unknown in the clinic.
             ValueError: ``idempotency_key`` was used before for another slot or patient.
         """
         key = key_digest(idempotency_key)
         done = await self._appointment_by_key(key)
         if done is not None:
-            return await self._replay(done, slot_id, patient_id)
+            return await self._replay(clinic_id, done, slot_id, patient_id)
         now = self._now()
-        slot = await self.client.read("Slot", slot_id)
-        place = None if slot is None else await self.directory.for_schedule(
-            ref_id(slot.get("schedule"), "Schedule") or ""
-        )  # fmt: skip
-        if slot is None or place is None:
+        found = await self._clinic_slot(clinic_id, slot_id)
+        if found is None:
             raise SlotUnavailable(_NO_SLOT)
+        slot, directory, entry = found
         refuse_past(slot, now)
-        directory, entry = place
         patient = await self.client.read("Patient", patient_id)
         if patient is None or not is_managed_by(patient, directory.organization_id):
             raise SchedulingError("I couldn't find your patient record.")
@@ -325,7 +348,7 @@ class FhirEhr:
             again = await self._appointment_by_key(key)  # the same key, racing us
             if again is None:
                 raise
-            return await self._replay(again, slot_id, patient_id)
+            return await self._replay(clinic_id, again, slot_id, patient_id)
         if claimed is None:
             raise SlotUnavailable(_NO_SLOT)
         resource = appointment_resource(
@@ -343,20 +366,27 @@ class FhirEhr:
             raise
         return appointment_of(created, provider_id=entry.provider_id, tz=directory.tz)
 
-    async def cancel(self, *, appointment_id: str) -> Appointment:
-        """Cancel an appointment and free its slot; cancelling again changes nothing.
+    async def cancel(self, *, clinic_id: str, appointment_id: str) -> Appointment:
+        """Cancel the clinic's appointment and free its slot; cancelling again changes
+        nothing.
 
         Raises:
-            SlotUnavailable: No appointment has this id.
+            SlotUnavailable: The clinic has no appointment with this id (another clinic's
+                is left as it is).
             TimeNotBookable: The appointment already started.
         """
+        directory = await self.directory.clinic(clinic_id)  # cached; warms the lookups below
         for _ in range(_ATTEMPTS):
-            current = await self.client.read("Appointment", appointment_id)
-            if current is None:
+            current = None
+            if directory is not None and is_logical_id(appointment_id):
+                current = await self.client.read("Appointment", appointment_id)
+            place = None if current is None else await self._place(current)
+            if current is None or place is None or place[0].clinic_id != clinic_id:
                 raise SlotUnavailable("I couldn't find that appointment.")
+            tz, provider_id = place[0].tz, place[1].provider_id
             if current.get("status") == "cancelled":
                 await self.slots.free_booked(current, unclaimed_too=False)
-                return await self._domain_appointment(current)
+                return appointment_of(current, provider_id=provider_id, tz=tz)
             if parse_instant(current.get("start")) <= self._now():
                 raise TimeNotBookable("That appointment has already passed.")
             changed = {k: v for k, v in current.items() if k != "meta"} | {"status": "cancelled"}
@@ -367,7 +397,7 @@ class FhirEhr:
             except VersionConflict:
                 continue
             await self.slots.free_booked(cancelled, unclaimed_too=True)
-            return await self._domain_appointment(cancelled)
+            return appointment_of(cancelled, provider_id=provider_id, tz=tz)
         raise VersionConflict()
 
     async def get_appointment(self, appointment_id: str) -> Appointment | None:
@@ -376,34 +406,77 @@ class FhirEhr:
         return None if found is None else await self._domain_appointment(found)
 
     async def upcoming_appointments(
-        self, *, patient_id: str, after: dt.datetime
+        self, *, clinic_id: str, patient_id: str, after: dt.datetime
     ) -> list[Appointment]:
-        """A patient's booked appointments starting after ``after``, earliest first.
+        """A patient's booked appointments at the clinic starting after ``after``,
+        earliest first. An appointment is the clinic's when its provider (role, else the
+        Slot's Schedule) is; one of no clinic we know is left out.
 
         Raises:
             ValueError: ``after`` is naive.
         """
         params = {"patient": f"Patient/{patient_id}", "date": f"gt{instant(after)}",
                   "status": "booked"}  # fmt: skip
+        if await self.directory.clinic(clinic_id) is None:  # cached; warms the lookups below
+            return []
         found: list[Appointment] = []
         for resource in matches(await self.client.search("Appointment", params)):
-            if resource.get("status") == "booked" and parse_instant(resource.get("start")) > after:
-                found.append(await self._domain_appointment(resource))
+            if resource.get("status") != "booked" or parse_instant(resource.get("start")) <= after:
+                continue
+            place = await self._place(resource)
+            if place is not None and place[0].clinic_id == clinic_id:
+                directory, entry = place
+                found.append(appointment_of(resource, provider_id=entry.provider_id,
+                                            tz=directory.tz))  # fmt: skip
         return sorted(found, key=lambda a: (a.start, a.provider_id))
 
     # -- helpers -------------------------------------------------------------------------------
+
+    async def _clinic_slot(
+        self, clinic_id: str, slot_id: str
+    ) -> tuple[Json, ClinicDirectory, ProviderSchedule] | None:
+        """The Slot with its clinic and provider, if it is one of the clinic's; None when
+        it is unknown or another clinic's.
+
+        The clinic's directory is cached (``find_free_slots`` loaded it; cold, it costs
+        the three searches that spare the Schedule's tracing reads), so a slot of the
+        clinic costs only the Slot's read, which the write that follows reuses. A Schedule
+        missing from the clinic's directory is traced (it may be newer than the cache).
+        """
+        directory = await self.directory.clinic(clinic_id)
+        if directory is None or not is_logical_id(slot_id):
+            return None
+        slot = await self.client.read("Slot", slot_id)
+        if slot is None:
+            return None
+        schedule_id = ref_id(slot.get("schedule"), "Schedule") or ""
+        entry = directory.schedule(schedule_id)
+        if entry is not None:
+            return slot, directory, entry
+        place = await self.directory.for_schedule(schedule_id) if schedule_id else None
+        if place is None or place[0].clinic_id != clinic_id:
+            return None
+        return slot, place[0], place[1]
 
     async def _appointment_by_key(self, key: str) -> Json | None:
         bundle = await self.client.search("Appointment", {"identifier": f"{BOOKING_SYSTEM}|{key}"})
         return next(iter(matches(bundle)), None)
 
-    async def _replay(self, done: Json, slot_id: str, patient_id: str) -> Appointment:
+    async def _replay(
+        self, clinic_id: str, done: Json, slot_id: str, patient_id: str
+    ) -> Appointment:
         slot_ids = [ref_id(reference, "Slot") for reference in done.get("slot") or []]
         if slot_id not in slot_ids or participant_id(done, "Patient") != patient_id:
             raise ValueError("idempotency key reused for a different booking")
-        return await self._domain_appointment(done)
+        place = await self._place(done)
+        if place is None or place[0].clinic_id != clinic_id:  # the slot is another clinic's
+            raise SlotUnavailable(_NO_SLOT)
+        directory, entry = place
+        return appointment_of(done, provider_id=entry.provider_id, tz=directory.tz)
 
-    async def _domain_appointment(self, resource: Json) -> Appointment:
+    async def _place(self, resource: Json) -> tuple[ClinicDirectory, ProviderSchedule] | None:
+        """The clinic and provider of an Appointment: its PractitionerRole's, else its
+        Slot's Schedule's; None when neither is one of a clinic we know."""
         place: tuple[ClinicDirectory, ProviderSchedule] | None = None
         role_id = participant_id(resource, "PractitionerRole")
         if role_id is not None:
@@ -413,6 +486,10 @@ class FhirEhr:
             slot = await self.client.read("Slot", ref_id(slot_refs[0], "Slot") or "")
             schedule_id = ref_id((slot or {}).get("schedule"), "Schedule")
             place = None if schedule_id is None else await self.directory.for_schedule(schedule_id)
+        return place
+
+    async def _domain_appointment(self, resource: Json) -> Appointment:
+        place = await self._place(resource)
         if place is None:
             raise ProviderError(
                 "EHR appointment has no provider of a known clinic", retryable=False
