@@ -158,9 +158,14 @@ async def build_receptionist(
     if settings.tools_api_url:
         office = ToolsApi(base_url=settings.tools_api_url)
     else:
-        runner = InlineRunner(deps=ActivityDeps(ehr=ehr, store=store, control=None, clock=clock))
+        from reddytalk.records import per_clinic_ehrs  # records imports this module
+
+        # Each clinic's requests to the EHR its file names (the embedded one, or its own).
+        routed = await per_clinic_ehrs(settings, store, ehr, None, closers, clock)
+        deps = ActivityDeps(ehr=routed, store=store, control=None, clock=clock)
+        runner = InlineRunner(deps=deps)
         sms = OutboxSmsSender(store=store, clock=clock)  # embedded: texts go to the outbox
-        office = LocalBackOffice(ehr=ehr, store=store, runner=runner, clock=clock, sms=sms)
+        office = LocalBackOffice(ehr=routed, store=store, runner=runner, clock=clock, sms=sms)
     return await _receptionist(settings, store, office, clock=clock, closers=closers)
 
 

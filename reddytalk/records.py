@@ -76,11 +76,18 @@ async def open_records(
 
             embedded = open_embedded_records(settings, now=now)
             closers.append(_async(embedded.close))
-            return Records(store=embedded.store, ehr=embedded.ehr, _closers=closers)
+            if not with_ehr:
+                return Records(store=embedded.store, ehr=embedded.ehr, _closers=closers)
+            routed = await per_clinic_ehrs(settings, embedded.store, embedded.ehr, None,
+                                           closers, now)  # fmt: skip
+            return Records(store=embedded.store, ehr=routed, _closers=closers)
         if credential is None and _needs_credential(settings):
             credential = open_credential(settings, closers)
         store = await _store(settings, credential, closers, now)
-        ehr = await _ehr(settings, credential, closers, now) if with_ehr else None
+        ehr = None
+        if with_ehr:
+            own = await _ehr(settings, credential, closers, now)
+            ehr = await per_clinic_ehrs(settings, store, own, credential, closers, now)
         return Records(store=store, ehr=ehr, _closers=closers)
     except BaseException:
         await Records(store=None, ehr=None, _closers=closers).aclose()  # type: ignore[arg-type]
@@ -207,6 +214,30 @@ async def _store(
     )
     closers.append(store.close)
     return store
+
+
+async def per_clinic_ehrs(
+    settings: Settings,
+    store: CallStore,
+    ehr: Ehr,
+    credential: AsyncTokenCredential | None,
+    closers: list[Callable[[], Awaitable[None]]],
+    now: Callable[[], dt.datetime],
+) -> Ehr:
+    """``ehr`` (the deployment's) behind the router that sends each clinic's requests to
+    the EHR its configuration names (:mod:`reddytalk.providers.ehr.clinic_ehrs`)."""
+    from reddytalk.clinics.admin import DeploymentEhr
+    from reddytalk.providers.ehr.clinic_ehrs import ClinicEhrs
+
+    router = ClinicEhrs(
+        default=ehr,
+        default_connection=DeploymentEhr.of(settings).connection,
+        clinic=store.get_clinic,
+        secrets=await open_secrets(settings, credential, closers),
+        now=now,
+    )
+    closers.append(router.close)
+    return router
 
 
 async def _ehr(

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 from reddytalk.clinics import admin
 from reddytalk.clinics.config import ClinicConfigError, clinic_to_yaml, parse_clinic_yaml
 from reddytalk.errors import ClinicBusy, ProviderError
-from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.records import open_records
 from reddytalk.scheduling.model import Clinic
 from reddytalk.settings import Settings
@@ -83,7 +82,7 @@ async def _run(
     )
     try:
         store, now = records.store, dt.datetime.now(dt.UTC)
-        ehr = records.ehr if isinstance(records.ehr, EmbeddedEhr) else None
+        ehr = admin.embedded_schedule(records.ehr)
         deployment = admin.DeploymentEhr.of(settings)
         if args.command == "add" and clinic is not None:
             await admin.add_clinic(store, clinic, ehr=ehr, deployment=deployment, now=now)

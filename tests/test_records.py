@@ -37,12 +37,14 @@ import pytest
 from azure.cosmos.aio import CosmosClient
 
 from reddytalk.calls.back_office import ClinicRecords
+from reddytalk.clinics.admin import DeploymentEhr
 from reddytalk.errors import ProviderError
 from reddytalk.ports import CallRecord, Message
 from reddytalk.providers.ehr.fhir import FhirEhr
 from reddytalk.providers.ehr.fhir_seed import seed_fhir_demo
 from reddytalk.providers.seed import DEMO_CLINIC_ID, DEMO_PHONE_NUMBER, demo_clinic
 from reddytalk.records import Records, open_records
+from reddytalk.scheduling.model import Clinic
 from reddytalk.settings import Settings
 from tests.contracts.ehr_fixtures import (
     CHICAGO,
@@ -219,6 +221,11 @@ def _open_sessions() -> set[int]:
 # -- the whole chain ---------------------------------------------------------------------------
 
 
+def _on_the_deployments_ehr(settings: Settings) -> Clinic:
+    """The demo clinic on the deployment's FHIR EHR (Azure keeps no embedded schedule)."""
+    return replace(demo_clinic(), ehr=DeploymentEhr.of(settings).connection)
+
+
 def test_the_cloud_records_seal_phi_in_cosmos_under_key_vault_and_read_fhir_with_its_secret(
     cosmos_server: CosmosServer, seeded_fhir: FhirServer, tls: TlsFiles, tmp_path: Path
 ) -> None:
@@ -227,8 +234,9 @@ def test_the_cloud_records_seal_phi_in_cosmos_under_key_vault_and_read_fhir_with
             settings = Settings.from_env(cloud.env)
             records = await open_records(settings, now=lambda: NOW, credential=cloud.credential)
             try:
-                await records.store.save_clinic(demo_clinic())
-                assert await records.store.find_clinic_by_number(DEMO_PHONE_NUMBER) == demo_clinic()
+                clinic = _on_the_deployments_ehr(settings)
+                await records.store.save_clinic(clinic)
+                assert await records.store.find_clinic_by_number(DEMO_PHONE_NUMBER) == clinic
 
                 office = _office(records)
                 patient_id = await _find_robert(office)
@@ -327,8 +335,9 @@ def test_the_media_worker_opens_the_cloud_store_without_the_ehr_settings(
             )
             try:
                 assert records.ehr is None
-                await records.store.save_clinic(demo_clinic())
-                assert await records.store.find_clinic_by_number(DEMO_PHONE_NUMBER) == demo_clinic()
+                clinic = demo_clinic()  # the media worker reads clinics, never their EHR
+                await records.store.save_clinic(clinic)
+                assert await records.store.find_clinic_by_number(DEMO_PHONE_NUMBER) == clinic
             finally:
                 await records.aclose()
             assert cloud.tokens.requests == []

@@ -30,13 +30,13 @@ from reddytalk.clinics.admin import (
     ClinicNotFound,
     DeploymentEhr,
     add_clinic,
+    embedded_schedule,
     remove_clinic,
     update_clinic,
 )
 from reddytalk.clinics.config import ClinicConfigError, clinic_to_yaml, parse_clinic_yaml
 from reddytalk.errors import ReddyTalkError
 from reddytalk.ports import AuditEvent, CallListing, CallRecord, CallStore, Ehr, Message
-from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.scheduling.model import Clinic
 
 __all__ = [
@@ -166,7 +166,7 @@ async def put_clinic(
         raise ClinicConfigError(
             [("id", f"is {clinic.clinic_id!r}; expected {clinic_id!r}, the URL's")]
         )
-    schedule = ehr if isinstance(ehr, EmbeddedEhr) else None
+    schedule = embedded_schedule(ehr)
     try:
         try:
             await add_clinic(store, clinic, ehr=schedule, deployment=deployment, now=now)

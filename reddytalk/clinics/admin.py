@@ -6,12 +6,11 @@ opening hours for the next :data:`~reddytalk.providers.seed.SEED_DAYS` days (add
 them again changes nothing, so ``update`` and each start of the local stack extend
 it). A clinic on FHIR keeps its schedule in its own EHR.
 
-One EHR per deployment, for now. Calls reach the EHR the deployment's settings name
-(``REDDYTALK_EHR``, ``REDDYTALK_FHIR_*``), whatever a clinic's file says; so a clinic
-whose ``ehr`` names another (the embedded schedule on a FHIR deployment, another FHIR
-server, other credentials) is refused with the reason, instead of having its bookings
-written to an EHR it did not name (:func:`check_served`). Routing each clinic to its own
-EHR is the next step (see the README).
+Each clinic's calls reach the EHR its file names
+(:mod:`reddytalk.providers.ehr.clinic_ehrs`). The one a deployment cannot reach, the
+embedded schedule on a FHIR deployment (Azure keeps no schedule of its own), is refused
+here with the reason (:func:`check_served`), so that no booking goes to an EHR the clinic
+did not name.
 
 Nothing here is PHI: a clinic's configuration is its public facts.
 """
@@ -23,10 +22,11 @@ import logging
 from dataclasses import dataclass
 
 from reddytalk.clinics.config import ClinicConfigError
-from reddytalk.ports import CallStore
+from reddytalk.ports import CallStore, Ehr
+from reddytalk.providers.ehr.clinic_ehrs import ClinicEhrs
 from reddytalk.providers.ehr.embedded import EmbeddedEhr
 from reddytalk.providers.seed import SEED_DAYS, clinic_slots
-from reddytalk.scheduling.model import Clinic
+from reddytalk.scheduling.model import Clinic, EhrConnection
 from reddytalk.settings import Settings
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "DeploymentEhr",
     "add_clinic",
     "check_served",
+    "embedded_schedule",
     "open_schedules",
     "remove_clinic",
     "update_clinic",
@@ -53,8 +54,8 @@ class ClinicNotFound(LookupError):
 
 @dataclass(frozen=True, slots=True)
 class DeploymentEhr:
-    """The EHR the deployment's calls use: ``embedded``, or ``fhir`` at ``fhir_base_url``
-    with the client secret named ``credentials_secret``."""
+    """The deployment's own EHR (``REDDYTALK_EHR``, ``REDDYTALK_FHIR_*``): ``embedded``, or
+    ``fhir`` at ``fhir_base_url`` with the client secret named ``credentials_secret``."""
 
     kind: str
     fhir_base_url: str = ""
@@ -66,33 +67,36 @@ class DeploymentEhr:
             return cls("embedded")
         return cls("fhir", settings.fhir_base_url, settings.fhir_client_secret_name)
 
+    @property
+    def connection(self) -> EhrConnection:
+        """As a clinic's file would name it."""
+        if self.kind == "embedded":
+            return EhrConnection()
+        return EhrConnection("fhir", self.fhir_base_url, self.credentials_secret)
+
 
 def check_served(clinic: Clinic, deployment: DeploymentEhr) -> None:
-    """Refuse a clinic whose ``ehr`` is not the deployment's EHR.
+    """Refuse a clinic this deployment cannot reach the EHR of: a clinic on the embedded
+    schedule where there is none (a FHIR deployment: Azure keeps no schedule of its own).
+    A clinic on a FHIR server is reached there (:mod:`reddytalk.providers.ehr.clinic_ehrs`).
 
     Raises:
-        ClinicConfigError: The fields that differ, each with what this deployment has.
+        ClinicConfigError: ``ehr.kind``, with what this deployment has.
     """
-    wanted = clinic.ehr
-    not_yet = "each clinic on its own EHR is not supported yet"
-    if wanted.kind != deployment.kind:
-        where = "the embedded schedule" if deployment.kind == "embedded" else "a FHIR server"
+    if clinic.ehr.kind == "embedded" and deployment.kind != "embedded":
         raise ClinicConfigError(
-            [("ehr.kind", f"is {wanted.kind!r}; this deployment's EHR is {where} "
-                          f"(kind: {deployment.kind}), and {not_yet}")]
+            [("ehr.kind", "is 'embedded', but this deployment keeps no schedule of its own "
+                          f"(its EHR is the FHIR server at {deployment.fhir_base_url}); "
+                          "expected fhir, with the clinic's FHIR server")]
         )  # fmt: skip
-    if deployment.kind != "fhir":
-        return
-    problems = []
-    if (wanted.fhir_base_url or "").rstrip("/") != deployment.fhir_base_url.rstrip("/"):
-        problems.append(("ehr.base_url", f"is {wanted.fhir_base_url!r}; this deployment's EHR "
-                         f"is {deployment.fhir_base_url!r}, and {not_yet}"))  # fmt: skip
-    secret = wanted.credentials_secret
-    if secret is not None and secret != deployment.credentials_secret:
-        problems.append(("ehr.credentials_secret", f"is {secret!r}; this deployment signs in "
-                         f"with {deployment.credentials_secret!r}, and {not_yet}"))  # fmt: skip
-    if problems:
-        raise ClinicConfigError(problems)
+
+
+def embedded_schedule(ehr: Ehr | None) -> EmbeddedEhr | None:
+    """The embedded EHR behind ``ehr`` (the deployment's, under the per-clinic router), if
+    that is what it is: where a clinic on the embedded schedule gets its slots."""
+    if isinstance(ehr, ClinicEhrs):
+        ehr = ehr.default
+    return ehr if isinstance(ehr, EmbeddedEhr) else None
 
 
 async def add_clinic(

@@ -484,19 +484,24 @@ def test_a_clinic_admin_lists_the_appointments_its_calls_changed_with_their_call
     run(scenario)
 
 
-def test_a_clinic_on_another_ehr_than_the_deployments_is_400_and_changes_nothing(
+def test_a_clinic_on_the_embedded_schedule_is_400_on_a_fhir_deployment_and_changes_nothing(
     run: Callable[..., None],
 ) -> None:
     async def scenario(api: Api) -> None:
         before = await api.snapshot()
-        own_ehr = EhrConnection("fhir", "https://fhir.other.example.org/r4", "other-secret")
         status, body = await api.send(
-            "manage_clinic", "PUT", auth=OPERATOR, body=_new_clinic(ehr=own_ehr),
+            "manage_clinic", "PUT", auth=OPERATOR, body=_new_clinic(ehr=EhrConnection()),
             clinic_id="new-clinic",
         )  # fmt: skip
         assert status == 400
         assert [p["field"] for p in body["problems"]] == ["ehr.kind"]
-        assert "embedded schedule" in body["problems"][0]["message"]
+        assert "keeps no schedule of its own" in body["problems"][0]["message"]
         assert await api.snapshot() == before
+        own = EhrConnection("fhir", "https://fhir.other.example.org/r4", "other-secret")
+        status, _ = await api.send(
+            "manage_clinic", "PUT", auth=OPERATOR, body=_new_clinic(ehr=own),
+            clinic_id="new-clinic",
+        )  # fmt: skip
+        assert status == 201  # its own FHIR server: its calls go there
 
-    run(scenario)
+    run(scenario, REDDYTALK_EHR="fhir", REDDYTALK_FHIR_BASE_URL="https://fhir.example.org/r4")

@@ -181,25 +181,22 @@ def test_on_the_cloud_profile_the_clinic_goes_to_cosmos_db(
     cosmos_server: CosmosServer, fhir_server: FhirServer, tls: TlsFiles, tmp_path: Path
 ) -> None:
     """The same command against the deployment's store: Cosmos DB (loopback, real SDK)
-    with the key-encryption key in Key Vault (loopback), and the deployment's FHIR EHR.
-    The example as shipped names an EHR of its own, which is refused, changing nothing."""
-    example = parse_clinic_yaml(EXAMPLE.read_text())  # ehr: fhir, its own server
+    with the key-encryption key in Key Vault (loopback), and the clinic's own FHIR EHR.
+    A clinic on the embedded schedule is refused there (Azure keeps none), changing
+    nothing."""
+    clinic = parse_clinic_yaml(EXAMPLE.read_text())  # ehr: fhir, its own server
+    local = tmp_path / "local.yaml"
+    local.write_text(clinic_to_yaml(_local(clinic)))
 
-    async def scenario() -> tuple[list[str], Clinic | None, Clinic]:
+    async def scenario() -> tuple[list[str], Clinic | None]:
         async with _cloud(cosmos_server, fhir_server, tls, tmp_path) as cloud:
             settings = Settings.from_env(cloud.env)
-            ehr = EhrConnection("fhir", settings.fhir_base_url, settings.fhir_client_secret_name)
-            clinic = dataclasses.replace(example, ehr=ehr)
-            path = tmp_path / "maple.yaml"
-            path.write_text(clinic_to_yaml(clinic))
             with pytest.raises(ClinicConfigError) as refused:
-                await _run(parser().parse_args(["add", str(EXAMPLE)]), settings,
+                await _run(parser().parse_args(["add", str(local)]), settings,
                            credential=cloud.credential)  # fmt: skip
-            assert [field for field, _ in refused.value.problems] == [
-                "ehr.base_url", "ehr.credentials_secret"
-            ]  # fmt: skip
+            assert [field for field, _ in refused.value.problems] == ["ehr.kind"]
             outputs = []
-            for argv in (["list"], ["add", str(path)], ["list"], ["show", clinic.clinic_id]):
+            for argv in (["list"], ["add", str(EXAMPLE)], ["list"], ["show", clinic.clinic_id]):
                 args = parser().parse_args(argv)
                 outputs.append(await _run(args, settings, credential=cloud.credential))
             records = await open_records(settings, with_ehr=False, credential=cloud.credential)
@@ -207,19 +204,19 @@ def test_on_the_cloud_profile_the_clinic_goes_to_cosmos_db(
                 found = await records.store.find_clinic_by_number("+15550100101")
             finally:
                 await records.aclose()
-            return outputs, found, clinic
+            return outputs, found
 
-    (before, added, listed, shown), found, clinic = asyncio.run(scenario())
+    (before, added, listed, shown), found = asyncio.run(scenario())
     assert "maple-grove" not in before  # the refused file saved nothing
     assert added.startswith("added maple-grove-family-medicine")
     assert listed.splitlines()[1].startswith("maple-grove-family-medicine\tMaple Grove")
     assert parse_clinic_yaml(shown) == clinic == found
 
 
-def test_a_clinic_on_another_ehr_than_the_deployments_is_refused_and_nothing_saved(
+def test_a_clinic_on_its_own_fhir_server_is_added_on_the_embedded_profile_too(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["add", str(EXAMPLE)]) == 1  # ehr: fhir, on the embedded profile
-    err = capsys.readouterr().err
-    assert "ehr.kind: is 'fhir'; this deployment's EHR is the embedded schedule" in err
-    assert not data_dir.exists() or _stored(data_dir) == []
+    assert main(["add", str(EXAMPLE)]) == 0  # ehr: fhir: its calls go to its server
+    assert "added maple-grove-family-medicine" in capsys.readouterr().out
+    [stored] = [c for c in _stored(data_dir) if c.clinic_id == "maple-grove-family-medicine"]
+    assert stored.ehr.kind == "fhir"
